@@ -1,0 +1,33 @@
+"""probmodels: probabilistic modeling and Bayesian inference on Pyro and PyTorch.
+
+One inference core (``fit_svi``, ``fit_mcmc``, :class:`Posterior`) serves every
+model family and any Pyro program; results flow into ArviZ diagnostics.
+"""
+
+from .core import Posterior, ProbabilisticModel, fit_mcmc, fit_svi, load
+from .exceptions import (
+    ConvergenceWarning,
+    DataError,
+    InferenceError,
+    ModelSpecError,
+    ProbModelsError,
+    ResultFileError,
+    ShapeError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "fit_mcmc",
+    "fit_svi",
+    "Posterior",
+    "load",
+    "ProbabilisticModel",
+    "ProbModelsError",
+    "ModelSpecError",
+    "DataError",
+    "ShapeError",
+    "InferenceError",
+    "ResultFileError",
+    "ConvergenceWarning",
+]

@@ -1,0 +1,308 @@
+"""fit_svi: stochastic variational inference with Pyro's autoguides, in one call.
+
+Runs in its own parameter store and random stream (Pyro's global parameter
+store and torch's global RNG are left as they were), stops when the ELBO
+stops improving, and refuses to go on training on a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pyro
+import pyro.poutine as poutine
+import torch
+from pyro.infer import SVI, Trace_ELBO
+from pyro.infer import autoguide
+from pyro.optim import Adam, ClippedAdam
+from tqdm.auto import tqdm
+
+from .._validation import check_positive_int
+from ..exceptions import ConvergenceWarning, InferenceError, ModelSpecError
+from .density import batch_plate, without_validation
+from .device import data_placement
+from .mcmc import prepare_data
+from .posterior import Posterior
+from .predictive import _unbatch, deterministic_values
+from .protocol import ModelInfo, inspect_model
+
+__all__ = ["fit_svi", "GUIDES"]
+
+GUIDES: dict[str, type] = {
+    "normal": autoguide.AutoNormal,
+    "mvn": autoguide.AutoMultivariateNormal,
+    "lowrank": autoguide.AutoLowRankMultivariateNormal,
+    "delta": autoguide.AutoDelta,
+    "laplace": autoguide.AutoLaplaceApproximation,
+}
+OPTIMIZERS = {"adam": Adam, "clipped_adam": ClippedAdam}
+
+
+class _ScaleLikelihood(poutine.messenger.Messenger):
+    """Scale the log-likelihood of the named sites (mini-batch SVI: N / batch size)."""
+
+    def __init__(self, names: Sequence[str], scale: float) -> None:
+        super().__init__()
+        self.names, self.scale = set(names), scale
+
+    def _pyro_sample(self, msg: dict) -> None:
+        if msg["name"] in self.names:
+            msg["scale"] = self.scale * msg["scale"]
+
+
+def _make_guide(guide: str | Callable[..., Any], model: Callable[..., Any], rank: int | None, init_scale: float) -> Any:
+    if callable(guide) and not isinstance(guide, str):
+        return guide
+    if guide not in GUIDES:
+        raise ModelSpecError(f"guide must be one of {sorted(GUIDES)} or a guide callable, got {guide!r}.")
+    cls = GUIDES[guide]
+    if cls is autoguide.AutoLowRankMultivariateNormal:
+        return cls(model, rank=rank, init_scale=init_scale)
+    if cls in (autoguide.AutoDelta, autoguide.AutoLaplaceApproximation):
+        return cls(model)
+    return cls(model, init_scale=init_scale)
+
+
+def _optimizer(name: str, lr: float, lr_decay: float, num_steps: int) -> Any:
+    """A Pyro optimiser; a decaying learning rate uses ClippedAdam's per-step factor."""
+    if lr_decay < 1.0:
+        return ClippedAdam({"lr": lr, "lrd": lr_decay ** (1.0 / num_steps)})
+    return OPTIMIZERS[name]({"lr": lr})
+
+
+def _data_size(info: ModelInfo) -> int:
+    """The number of data points N: the leading batch dim of the first observed site."""
+    for name in info.observed:
+        shape = info.site_batch_shapes[name]
+        if len(shape) >= 1:
+            return int(shape[0])
+    raise ModelSpecError("batch_size needs an observed site inside a data plate to know the data size.")
+
+
+def _slice(value: Any, size: int, index: torch.Tensor) -> Any:
+    if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == size:
+        return value[index.to(value.device)]
+    return value
+
+
+def fit_svi(
+    model: Callable[..., Any],
+    *model_args: Any,
+    model_kwargs: Mapping[str, Any] | None = None,
+    guide: str | Callable[..., Any] = "normal",
+    num_steps: int = 5000,
+    optimizer: str = "adam",
+    lr: float = 0.01,
+    lr_decay: float = 1.0,
+    num_particles: int = 1,
+    batch_size: int | None = None,
+    num_samples: int = 1000,
+    rank: int | None = None,
+    init_scale: float = 0.1,
+    tol: float = 1e-4,
+    window: int = 100,
+    seed: int = 0,
+    observed: Sequence[str] | None = None,
+    progress_bar: bool = True,
+    device: str | torch.device | None = None,
+) -> Posterior:
+    """Fit a variational approximation of a model's posterior and draw from it.
+
+    Parameters
+    ----------
+    model
+        A Pyro program.
+    *model_args, model_kwargs
+        Its arguments (the data).
+    guide
+        ``"normal"`` (mean-field), ``"mvn"`` (full-rank), ``"lowrank"``,
+        ``"delta"`` (MAP), ``"laplace"`` (MAP plus a Gaussian from the
+        Hessian), or a guide callable.
+    num_steps
+        Maximum optimisation steps.
+    optimizer, lr
+        ``"adam"`` or ``"clipped_adam"`` and its learning rate.
+    lr_decay
+        Fraction of ``lr`` left after ``num_steps`` steps, reached by
+        geometric decay (1.0: constant). Decay removes the optimiser's jitter
+        from the final guide; it implies ``"clipped_adam"``.
+    num_particles
+        ELBO particles per step, vectorised when the model allows it.
+    batch_size
+        Mini-batch size: every tensor argument whose leading dim is the data
+        size N is subsampled, and the observed sites' log-likelihood is
+        scaled by N / batch_size so the ELBO gradient stays unbiased.
+    num_samples
+        Draws taken from the fitted guide (1 for ``"delta"``).
+    rank
+        Rank of the ``"lowrank"`` guide (default: about sqrt(dim)).
+    init_scale
+        Initial scale of the guide.
+    tol, window
+        Stop when, twice in a row, the mean loss of the last ``window`` steps
+        improves on the window before by less than ``tol`` (relative) or by
+        less than its Monte Carlo noise (two standard errors); ``tol=0``
+        runs every step.
+    seed
+        Seed of the run (torch's global RNG and Pyro's param store are left untouched).
+    observed
+        Names of the likelihood sites, if they differ from the model's.
+    progress_bar
+        Show a progress bar with the running loss.
+    device
+        Only for models without tensor data.
+
+    Returns
+    -------
+    Posterior
+        Draws shaped ``(1, num_samples, ...)``; ``attrs`` holds the loss trace,
+        whether the run converged and the number of steps.
+
+    Raises
+    ------
+    InferenceError
+        When the loss becomes NaN or infinite (the step index is in the message).
+    """
+    num_steps = check_positive_int(num_steps, "num_steps")
+    num_particles = check_positive_int(num_particles, "num_particles")
+    num_samples = check_positive_int(num_samples, "num_samples")
+    window = check_positive_int(window, "window")
+    if optimizer not in OPTIMIZERS:
+        raise ModelSpecError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}.")
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise ModelSpecError(f"lr must be a positive number, got {lr!r}.")
+    if not (isinstance(lr_decay, (int, float)) and 0 < lr_decay <= 1):
+        raise ModelSpecError(f"lr_decay must lie in (0, 1], got {lr_decay!r}.")
+    args, kwargs = prepare_data(model_args, model_kwargs)
+    dev, _ = data_placement(args, kwargs, device)
+    generator = torch.Generator(device=dev).manual_seed(seed)
+    info = inspect_model(model, args, kwargs, observed=observed, generator=generator)
+    if info.dim == 0:
+        raise ModelSpecError("the model has no continuous latent site to fit; nothing to infer.")
+    data_size = None
+    if batch_size is not None:
+        batch_size = check_positive_int(batch_size, "batch_size")
+        data_size = _data_size(info)
+        batch_size = min(batch_size, data_size)
+    is_delta = guide == "delta"
+    devices = [torch.cuda.current_device()] if dev.type == "cuda" else []
+    started = time.perf_counter()
+    with torch.random.fork_rng(devices=devices), pyro.get_param_store().scope():
+        torch.manual_seed(seed)
+        guide_fn = _make_guide(guide, model, rank, init_scale)
+        losses, converged = _optimise(
+            model, guide_fn, args, kwargs, info, optimizer=_optimizer(optimizer, lr, lr_decay, num_steps), lr=lr, num_steps=num_steps,
+            num_particles=num_particles, batch_size=batch_size, data_size=data_size, tol=tol, window=window,
+            progress_bar=progress_bar, generator=generator,
+        )
+        if guide == "laplace":
+            guide_fn = guide_fn.laplace_approximation(*args, **kwargs)
+        draws = _sample_guide(guide_fn, args, kwargs, info, 1 if is_delta else num_samples)
+    elapsed = time.perf_counter() - started
+    if not converged and tol > 0:
+        warnings.warn(
+            f"SVI did not converge in {num_steps} steps (the mean loss over {window} steps was still improving "
+            f"by more than tol={tol} and its noise); raise num_steps or lr, or check posterior.attrs['loss'].",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    deterministic = deterministic_values(model, args, kwargs, info, draws)
+    draws.update(deterministic)
+    name = guide if isinstance(guide, str) else getattr(guide, "__name__", type(guide).__name__)
+    return Posterior(
+        {k: v.unsqueeze(0) for k, v in draws.items()},
+        method=f"svi:{name}",
+        dims=dict(info.site_dims),
+        observed_data=dict(info.observed_values),
+        attrs=dict(
+            loss=np.asarray(losses), converged=converged, num_steps=len(losses), lr=lr, lr_decay=lr_decay, num_particles=num_particles,
+            batch_size=batch_size, seed=seed, elapsed_seconds=elapsed, num_chains=1, num_samples=1 if is_delta else num_samples,
+        ),
+        model=model,
+        model_args=args,
+        model_kwargs=kwargs,
+        info=info,
+    )
+
+
+def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num_steps, num_particles, batch_size, data_size, tol, window, progress_bar, generator) -> tuple[list[float], bool]:
+    """Run the SVI loop; returns the loss trace and whether the tolerance was met."""
+    fit_model = model
+    if batch_size is not None:
+        fit_model = _ScaleLikelihood(info.observed, data_size / batch_size)(model)
+    vectorize = num_particles > 1
+    elbo = Trace_ELBO(num_particles=num_particles, vectorize_particles=vectorize, max_plate_nesting=info.max_plate_nesting)
+    svi = SVI(fit_model, guide, optimizer, elbo)
+    losses: list[float] = []
+    converged = False
+    quiet_windows = 0
+    order = torch.randperm(data_size, generator=generator, device=generator.device) if batch_size else None
+    cursor = 0
+    bar = tqdm(range(num_steps), disable=not progress_bar, desc="svi", leave=False, dynamic_ncols=True)
+    for step in bar:
+        step_args, step_kwargs = args, kwargs
+        if batch_size is not None:
+            if cursor + batch_size > data_size:
+                order, cursor = torch.randperm(data_size, generator=generator, device=generator.device), 0
+            index = order[cursor : cursor + batch_size]
+            cursor += batch_size
+            step_args = tuple(_slice(a, data_size, index) for a in args)
+            step_kwargs = {k: _slice(v, data_size, index) for k, v in kwargs.items()}
+        try:
+            loss = svi.step(*step_args, **step_kwargs)
+        except Exception as error:
+            if step == 0 and vectorize:
+                vectorize = False
+                elbo = Trace_ELBO(num_particles=num_particles, vectorize_particles=False, max_plate_nesting=info.max_plate_nesting)
+                svi = SVI(fit_model, guide, optimizer, elbo)
+                loss = svi.step(*step_args, **step_kwargs)
+            elif step == 0:
+                raise ModelSpecError(f"the first SVI step failed: {type(error).__name__}: {error}") from error
+            else:
+                raise InferenceError(
+                    f"SVI failed at step {step}: {type(error).__name__}: {error}. The parameters most likely "
+                    f"diverged; lower the learning rate (lr={lr}) or use optimizer='clipped_adam'."
+                ) from error
+        if not math.isfinite(loss):
+            raise InferenceError(
+                f"the ELBO loss became {loss} at step {step}; training stopped instead of continuing on "
+                f"non-finite values. Lower the learning rate (lr={lr}), use optimizer='clipped_adam', or check "
+                "the model for values outside a distribution's support."
+            )
+        losses.append(loss)
+        if progress_bar and step % 50 == 0:
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        if tol > 0 and (step + 1) % window == 0 and len(losses) >= 2 * window:
+            quiet_windows = quiet_windows + 1 if _stalled(losses, window, tol) else 0
+            if quiet_windows >= 2:
+                converged = True
+                break
+    bar.close()
+    return losses, converged
+
+
+def _stalled(losses: Sequence[float], window: int, tol: float) -> bool:
+    """Whether the last window's mean loss improved on the window before by less than
+    ``tol`` (relative) or by less than twice the standard error of the difference."""
+    current = np.asarray(losses[-window:])
+    previous = np.asarray(losses[-2 * window : -window])
+    improvement = previous.mean() - current.mean()
+    noise = 2.0 * math.sqrt((current.var() + previous.var()) / window)
+    return improvement <= max(tol * max(abs(previous.mean()), 1.0), noise)
+
+
+def _sample_guide(guide, args, kwargs, info: ModelInfo, num_samples: int) -> dict[str, torch.Tensor]:
+    """Draw latent values from a fitted guide: ``site -> (num_samples, *shape)``."""
+    names = [site.name for site in info.latents]
+    with torch.no_grad(), without_validation():
+        try:
+            with batch_plate(num_samples, info.max_plate_nesting):
+                trace = poutine.trace(guide).get_trace(*args, **kwargs)
+            return {name: _unbatch(trace.nodes[name]["value"], num_samples, info.site_shapes[name]) for name in names}
+        except Exception:
+            rows = [poutine.trace(guide).get_trace(*args, **kwargs) for _ in range(num_samples)]
+            return {name: torch.stack([row.nodes[name]["value"].reshape(info.site_shapes[name]) for row in rows]) for name in names}

@@ -1,0 +1,128 @@
+"""The one place probmodels imports ArviZ: conversion to InferenceData and the
+ArviZ statistics the library reports.
+
+The groups are built here from our own arrays (``az.from_pyro`` is not used:
+it reads private MCMC attributes and silently drops the log-likelihood group
+when computing it fails).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+import torch
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)
+    import arviz as az
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..core.posterior import Posterior
+
+__all__ = ["to_arviz", "from_netcdf", "summary", "loo", "waic", "rhat", "ess", "bfmi", "InferenceData"]
+
+InferenceData = az.InferenceData
+
+
+def _numpy(values: Mapping[str, Any] | None) -> dict[str, np.ndarray] | None:
+    if not values:
+        return None
+    return {k: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in values.items()}
+
+
+def _netcdf_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes netCDF can store: strings, numbers and numeric arrays."""
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        if isinstance(value, (list, tuple)):
+            value = np.asarray(value)
+        out[key] = value
+    return out
+
+
+def to_arviz(
+    posterior: "Posterior",
+    *,
+    log_likelihood: bool = True,
+    posterior_predictive: Mapping[str, Any] | None = None,
+) -> az.InferenceData:
+    """Convert a :class:`~probmodels.core.posterior.Posterior` to ArviZ InferenceData.
+
+    Parameters
+    ----------
+    posterior
+        A fitted posterior.
+    log_likelihood
+        Include the pointwise ``log_likelihood`` group (needed by ``az.loo``
+        and ``az.waic``) when the posterior can provide it.
+    posterior_predictive
+        Optional ``name -> (chain, draw, *shape)`` samples for the
+        ``posterior_predictive`` group (see :meth:`Posterior.predict`).
+
+    Returns
+    -------
+    arviz.InferenceData
+        Groups ``posterior``, ``sample_stats`` (with ``energy`` for
+        ``az.bfmi``), ``log_likelihood``, ``posterior_predictive`` and
+        ``observed_data`` where available, with dims named after the model's plates.
+    """
+    ll = posterior.log_likelihood() if log_likelihood and posterior.has_log_likelihood else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        idata = az.from_dict(
+            posterior=_numpy(posterior.draws),
+            sample_stats=_numpy(posterior.sample_stats),
+            log_likelihood=_numpy(ll),
+            posterior_predictive=_numpy(posterior_predictive),
+            observed_data=_numpy(posterior.observed_data),
+            dims={k: list(v) for k, v in posterior.dims.items()},
+        )
+    idata.posterior.attrs.update(_netcdf_attrs(posterior.attrs))
+    return idata
+
+
+def from_netcdf(path: str) -> az.InferenceData:
+    """Read InferenceData written by :meth:`Posterior.save`."""
+    return az.from_netcdf(path, engine="h5netcdf")
+
+
+def summary(idata: az.InferenceData, var_names: list[str] | None = None, hdi_prob: float = 0.94) -> "pd.DataFrame":
+    """ArviZ's summary table: mean, sd, HDI, MCSE, bulk/tail ESS and rank-normalised R-hat."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return az.summary(idata, var_names=var_names, hdi_prob=hdi_prob)
+
+
+def loo(idata: az.InferenceData, pointwise: bool = False) -> Any:
+    """PSIS-LOO (elpd_loo, p_loo, Pareto k) of InferenceData with a log_likelihood group."""
+    return az.loo(idata, pointwise=pointwise)
+
+
+def waic(idata: az.InferenceData, pointwise: bool = False) -> Any:
+    """WAIC (elpd_waic, p_waic) of InferenceData with a log_likelihood group."""
+    return az.waic(idata, pointwise=pointwise)
+
+
+def rhat(idata: az.InferenceData) -> Any:
+    """Rank-normalised split R-hat of every posterior variable."""
+    return az.rhat(idata)
+
+
+def ess(idata: az.InferenceData, method: str = "bulk") -> Any:
+    """Effective sample size (``"bulk"`` or ``"tail"``) of every posterior variable."""
+    return az.ess(idata, method=method)
+
+
+def bfmi(idata: az.InferenceData) -> np.ndarray:
+    """Bayesian fraction of missing information, per chain."""
+    return az.bfmi(idata)

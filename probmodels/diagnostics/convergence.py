@@ -1,0 +1,121 @@
+"""Post-run convergence checks that turn into :class:`~probmodels.exceptions.ConvergenceWarning`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .arviz import ess, rhat, to_arviz
+
+if TYPE_CHECKING:
+    from ..core.posterior import Posterior
+
+__all__ = ["ConvergenceReport", "check_convergence"]
+
+
+def _worst(dataset, pick) -> tuple[float, str]:
+    """The extreme value over every variable and coordinate of an ArviZ statistic, and where."""
+    best_value, best_name = math.nan, ""
+    for name, array in dataset.data_vars.items():
+        values = np.asarray(array.values, dtype=float).ravel()
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            continue
+        candidate = pick(values)
+        if math.isnan(best_value) or pick([best_value, candidate]) == candidate:
+            best_value, best_name = float(candidate), str(name)
+    return best_value, best_name
+
+
+@dataclass
+class ConvergenceReport:
+    """Convergence diagnostics of an MCMC run.
+
+    Attributes
+    ----------
+    num_chains, num_draws : int
+        Sizes of the run.
+    num_divergent : int
+        Post-warmup divergent transitions.
+    max_rhat : float
+        Largest rank-normalised split R-hat over all parameters, and ``rhat_site`` where.
+    min_ess_bulk, min_ess_tail : float
+        Smallest bulk and tail effective sample sizes, and ``ess_site`` where.
+    num_max_tree_depth : int
+        Transitions that stopped at the maximum tree depth.
+    messages : list of str
+        One sentence per failed check, saying what to do.
+    """
+
+    num_chains: int
+    num_draws: int
+    num_divergent: int
+    max_rhat: float
+    rhat_site: str
+    min_ess_bulk: float
+    min_ess_tail: float
+    ess_site: str
+    num_max_tree_depth: int
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return not self.messages
+
+
+def check_convergence(
+    posterior: "Posterior",
+    *,
+    rhat_threshold: float = 1.01,
+    min_ess_per_chain: float = 100.0,
+    max_tree_depth: int | None = None,
+) -> ConvergenceReport:
+    """Check an MCMC posterior for divergences, R-hat, ESS and tree-depth saturation.
+
+    Parameters
+    ----------
+    posterior
+        An MCMC result.
+    rhat_threshold
+        Largest acceptable R-hat (Vehtari et al. 2021 recommend 1.01).
+    min_ess_per_chain
+        Smallest acceptable bulk and tail ESS, per chain.
+    max_tree_depth
+        The sampler's maximum tree depth (taken from the posterior's attrs by default).
+    """
+    idata = to_arviz(posterior, log_likelihood=False)
+    chains, draws = posterior.num_chains, posterior.num_draws
+    stats = posterior.sample_stats
+    divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    depth_limit = max_tree_depth if max_tree_depth is not None else posterior.attrs.get("max_tree_depth")
+    saturated = int((stats["tree_depth"] >= depth_limit).sum()) if depth_limit is not None and "tree_depth" in stats else 0
+    max_rhat, rhat_site = _worst(rhat(idata), max) if chains > 1 else (math.nan, "")
+    min_bulk, ess_site = _worst(ess(idata, "bulk"), min)
+    min_tail, _ = _worst(ess(idata, "tail"), min)
+    messages = []
+    if divergent:
+        messages.append(
+            f"{divergent} of {chains * draws} post-warmup transitions diverged; the posterior may be biased. "
+            "Raise target_accept (e.g. 0.95) or reparameterise (non-centred hierarchies)."
+        )
+    if max_rhat > rhat_threshold:
+        messages.append(
+            f"R-hat of {rhat_site!r} is {max_rhat:.3f} > {rhat_threshold}; the chains disagree. Run longer "
+            "warmup and more draws, or check for multimodality."
+        )
+    need = min_ess_per_chain * chains
+    if min(min_bulk, min_tail) < need:
+        messages.append(
+            f"effective sample size of {ess_site!r} is {min(min_bulk, min_tail):.0f} (bulk {min_bulk:.0f}, tail "
+            f"{min_tail:.0f}) < {need:.0f} ({min_ess_per_chain:.0f} per chain); draw more samples."
+        )
+    if saturated:
+        messages.append(
+            f"{saturated} transitions hit the maximum tree depth {depth_limit}; the sampler is inefficient. "
+            "Raise max_tree_depth or use dense_mass=True for correlated posteriors."
+        )
+    return ConvergenceReport(chains, draws, divergent, max_rhat, rhat_site, min_bulk, min_tail, ess_site, saturated, messages)

@@ -1,0 +1,44 @@
+"""Test configuration: float64 by default, device from the environment, fixed seeds.
+
+``PROBMODELS_TEST_DEVICE=cuda`` reruns the suite on a GPU (tests build their
+data with the ``device`` fixture); ``PROBMODELS_TEST_DTYPE=float32`` reruns it
+in single precision.
+"""
+
+import os
+
+import pyro
+import pytest
+import torch
+
+DEVICE = torch.device(os.environ.get("PROBMODELS_TEST_DEVICE", "cpu"))
+DTYPE = getattr(torch, os.environ.get("PROBMODELS_TEST_DTYPE", "float64"))
+
+
+def pytest_configure(config):
+    torch.set_default_dtype(DTYPE)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU; none is available here")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    pyro.set_rng_seed(0)
+    pyro.clear_param_store()
+    yield
+
+
+@pytest.fixture
+def device():
+    return DEVICE
+
+
+@pytest.fixture
+def dtype():
+    return DTYPE
