@@ -202,7 +202,7 @@ def find_reasonable_step_size(
     def energy_change(eps: torch.Tensor) -> torch.Tensor:
         momentum = metric.sample_momentum(state.position, generator)
         energy0 = -state.log_density + metric.kinetic_energy(momentum)
-        _, r_new, lp_new, _ = leapfrog(target, metric, state.position, momentum, state.grad, eps)
+        _, r_new, lp_new, _ = leapfrog(target.value_and_grad, metric.inverse_mass, state.position, momentum, state.grad, eps)
         energy = -lp_new + metric.kinetic_energy(r_new)
         energy = torch.where(torch.isnan(energy), torch.full_like(energy, math.inf), energy)
         return energy0 - energy

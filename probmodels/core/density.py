@@ -18,19 +18,14 @@ once, at construction, by checking each against plain one-point evaluation:
 ``"loop"``
     one call per point (always works, slowest).
 
-After the mode is chosen, the log density and its gradient can be compiled
-for one batch size (:meth:`LogDensity.compile`): the model is traced once with
-``make_fx`` in fake-tensor mode (so Python control flow that depends on the
-latent values refuses to trace instead of being baked in) into one graph of
-forward and backward operations, run by TorchScript. That removes Pyro's
-per-call overhead; the compiled graph is checked against the plain
-evaluation before it is used.
+:meth:`LogDensity.pure_value_and_grad` is the same map written with
+``torch.func`` so that the sampler can trace it, with its own bookkeeping,
+into one graph (see :class:`~probmodels.core.nuts.NUTSKernel`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import warnings
 import math
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -40,6 +35,7 @@ import torch
 from pyro.distributions.util import scale_and_mask
 from torch.distributions import Distribution
 
+from ..exceptions import ModelSpecError
 from .protocol import LatentSite, ModelInfo
 
 __all__ = ["LogDensity", "FunctionDensity", "batch_plate", "without_validation", "VECTORIZE_MODES"]
@@ -113,58 +109,6 @@ class LogDensity:
             offsets.append(offsets[-1] + site.size)
         self._slices = {site.name: slice(offsets[i], offsets[i + 1]) for i, site in enumerate(info.latents)}
         self.mode = vectorize if vectorize != "auto" else self._choose_mode(probe)
-        self._compiled: dict[int, Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]] = {}
-
-    def compile(self, probe: torch.Tensor) -> bool:
-        """Compile value-and-gradient for batches of ``probe.shape[0]`` points.
-
-        Parameters
-        ----------
-        probe
-            Points ``(batch, dim)`` to trace at and to check the compiled graph
-            against plain evaluation.
-
-        Returns
-        -------
-        bool
-            Whether the compiled graph is in use (False when the model cannot
-            be traced, e.g. control flow on latent values, or disagrees).
-        """
-        if self.mode == "loop":
-            return False
-        from torch.fx.experimental.proxy_tensor import make_fx
-
-        def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            def total(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                logp = self(z)
-                return logp.sum(), logp
-
-            grad, logp = torch.func.grad(total, has_aux=True)(x)
-            return logp, grad
-
-        try:
-            graph = make_fx(value_and_grad, tracing_mode="fake", _allow_non_fake_inputs=True)(probe)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                compiled = torch.jit.trace(graph, (probe,), check_trace=False)
-            got_lp, got_grad = compiled(probe)
-            want_lp, want_grad = self._value_and_grad(probe)
-        except Exception:
-            return False
-        tol = 1e-8 if probe.dtype == torch.float64 else 1e-4
-        finite = torch.isfinite(want_lp)
-        if not (
-            torch.allclose(got_lp[finite], want_lp[finite], rtol=tol, atol=tol)
-            and torch.allclose(got_grad[finite], want_grad[finite], rtol=tol, atol=tol)
-        ):
-            return False
-        self._compiled[probe.shape[0]] = compiled
-        return True
-
-    @property
-    def compiled_batch_sizes(self) -> tuple[int, ...]:
-        """Batch sizes for which a compiled graph is in use."""
-        return tuple(self._compiled)
 
     # ------------------------------------------------------------------ values
     def constrain(self, u: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -217,21 +161,12 @@ class LogDensity:
             return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
 
     def _value_and_grad(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        compiled = self._compiled.get(u.shape[0])
-        if compiled is not None:
-            with torch.no_grad():
-                logp, grad = compiled(u)
-        else:
-            with torch.enable_grad():
-                x = u.detach().requires_grad_(True)
-                logp = self(x)
-                (grad,) = torch.autograd.grad(logp.sum(), x)
-        logp = logp.detach()
-        bad = ~torch.isfinite(logp) | ~torch.isfinite(grad).all(-1)
-        if bool(bad.any()):
-            logp = torch.where(bad, torch.full_like(logp, -math.inf), logp)
-            grad = torch.where(bad.unsqueeze(-1), torch.zeros_like(grad), grad)
-        return logp, grad
+        return autograd_value_and_grad(self, u)
+
+    def pure_value_and_grad(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`value_and_grad` without exception handling, written with ``torch.func``
+        so that it can be traced into a graph."""
+        return functional_value_and_grad(self, u)
 
     def site_log_probs(self, u: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-site summed log-probabilities at one point ``u`` of shape ``(dim,)`` (for error messages)."""
@@ -293,6 +228,32 @@ class LogDensity:
 
 
 
+def _finite_or_rejected(logp: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows with a non-finite log density or gradient become ``-inf`` with a zero gradient."""
+    bad = ~torch.isfinite(logp) | ~torch.isfinite(grad).all(-1)
+    return torch.where(bad, torch.full_like(logp, -math.inf), logp), torch.where(bad.unsqueeze(-1), torch.zeros_like(grad), grad)
+
+
+def autograd_value_and_grad(fn: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batched log density and its gradient by reverse-mode autograd, non-finite rows rejected."""
+    with torch.enable_grad():
+        x = u.detach().requires_grad_(True)
+        logp = fn(x)
+        (grad,) = torch.autograd.grad(logp.sum(), x)
+    return _finite_or_rejected(logp.detach(), grad)
+
+
+def functional_value_and_grad(fn: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """As :func:`autograd_value_and_grad`, with ``torch.func.grad`` (traceable by ``make_fx``)."""
+
+    def total(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = fn(z)
+        return logp.sum(), logp
+
+    grad, logp = torch.func.grad(total, has_aux=True)(u)
+    return _finite_or_rejected(logp, grad)
+
+
 class FunctionDensity:
     """A user's batched log density ``fn(u: (batch, dim)) -> (batch,)`` with autograd gradients.
 
@@ -306,18 +267,13 @@ class FunctionDensity:
     def value_and_grad(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log density and gradient at each row of ``u``."""
         try:
-            with torch.enable_grad():
-                x = u.detach().requires_grad_(True)
-                logp = self.fn(x)
-                if logp.shape != u.shape[:1]:
-                    raise ValueError(f"the log density returned shape {tuple(logp.shape)}, expected ({u.shape[0]},)")
-                (grad,) = torch.autograd.grad(logp.sum(), x)
-        except ValueError:
-            raise
+            logp, grad = autograd_value_and_grad(self.fn, u)
         except Exception:
             return u.new_full(u.shape[:1], -math.inf), torch.zeros_like(u)
-        logp = logp.detach()
-        bad = ~torch.isfinite(logp) | ~torch.isfinite(grad).all(-1)
-        logp = torch.where(bad, torch.full_like(logp, -math.inf), logp)
-        grad = torch.where(bad.unsqueeze(-1), torch.zeros_like(grad), grad)
+        if logp.shape != u.shape[:1]:
+            raise ModelSpecError(f"the log density returned shape {tuple(logp.shape)}; expected ({u.shape[0]},), one value per row.")
         return logp, grad
+
+    def pure_value_and_grad(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`value_and_grad` without exception handling, traceable into a graph."""
+        return functional_value_and_grad(self.fn, u)

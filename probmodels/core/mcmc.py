@@ -15,7 +15,7 @@ from .adaptation import DualAveraging, MetricEstimator, WarmupSchedule, find_rea
 from .density import VECTORIZE_MODES, FunctionDensity, LogDensity, without_validation
 from .device import data_placement
 from .initialization import initial_points, uniform_points
-from .nuts import ChainState, GradientTarget, Metric, nuts_transition
+from .nuts import ChainState, GradientTarget, Metric, NUTSKernel
 from .posterior import Posterior
 from .predictive import deterministic_values
 from .protocol import ModelInfo, inspect_model
@@ -94,9 +94,10 @@ def fit_mcmc(
         How chains are batched through the model: ``"auto"``, ``"plate"``,
         ``"vmap"`` or ``"loop"`` (see :class:`~probmodels.core.density.LogDensity`).
     compile
-        Trace the log density and its gradient into one graph (about 5x
-        faster for small models); falls back silently to plain evaluation
-        when the model cannot be traced.
+        Trace each leapfrog step, with the log density's gradient and the
+        tree bookkeeping, into one graph (several times faster for small
+        models); falls back to eager evaluation when the model cannot be
+        traced (e.g. Python control flow on latent values).
     observed
         Names of the likelihood sites, if they differ from the model's.
     progress_bar
@@ -152,13 +153,14 @@ def fit_mcmc(
                 start = target.unconstrain({k: torch.as_tensor(v, dtype=dtype, device=dev).expand((num_chains,) + tuple(info.site_shapes[k])) for k, v in init_values.items()})
             else:
                 start = probe[:num_chains]
-            if compile:
-                target.compile(start)
-            positions, stats = _run_nuts(target, start, generator, init_radius=init_radius, fixed_init=init_values is not None, progress_bar=progress_bar, **settings)
+            positions, stats, compiled = _run_nuts(
+                target, start, generator, init_radius=init_radius, fixed_init=init_values is not None,
+                compile=compile, progress_bar=progress_bar, **settings,
+            )
             flat = target.constrain(positions.reshape(num_chains * num_samples, info.dim))
         draws = {k: v.reshape((num_chains, num_samples) + tuple(v.shape[1:])) for k, v in flat.items()}
         mode = target.mode
-        settings["compiled"] = bool(target.compiled_batch_sizes)
+        settings["compiled"] = compiled
     elapsed = time.perf_counter() - started
     posterior = _build_posterior(model, args, kwargs, info, draws, stats, mode, kernel, settings, elapsed)
     from ..diagnostics.convergence import check_convergence
@@ -227,8 +229,8 @@ def sample_log_density(
         num_samples=check_positive_int(num_samples, "num_samples"), num_warmup=check_non_negative_int(num_warmup, "num_warmup"),
         num_chains=initial_position.shape[0], target_accept=check_probability(target_accept, "target_accept"),
         max_tree_depth=check_positive_int(max_tree_depth, "max_tree_depth"), dense_mass=dense_mass, adapt_pooled=adapt_pooled,
-        init_radius=2.0, fixed_init=True, progress_bar=progress_bar, seed=seed,
-    )
+        init_radius=2.0, fixed_init=True, compile=True, progress_bar=progress_bar, seed=seed,
+    )[:2]
 
 
 def _run_nuts(
@@ -245,15 +247,19 @@ def _run_nuts(
     adapt_pooled: bool,
     init_radius: float,
     fixed_init: bool,
+    compile: bool,
     progress_bar: bool,
     seed: int,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Warm up and sample; returns unconstrained draws ``(chains, samples, dim)`` and sample stats."""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
+    """Warm up and sample; returns unconstrained draws ``(chains, samples, dim)``,
+    sample stats, and whether the leaf update ran compiled."""
     position, log_density, grad = initial_points(target, start, radius=init_radius, generator=generator, fixed=fixed_init)
     state = ChainState(position, log_density, grad)
     chains, dim = position.shape
     eye = torch.eye(dim, dtype=position.dtype, device=position.device)
     metric = Metric.from_inverse_mass(eye.expand(chains, dim, dim).clone() if dense_mass else torch.ones_like(position))
+    kernel = NUTSKernel(target, max_tree_depth=max_tree_depth)
+    compiled = kernel.compile(state, metric, generator) if compile else False
 
     def heuristic(step: torch.Tensor) -> torch.Tensor:
         step = find_reasonable_step_size(target, state, step, metric, generator)
@@ -274,7 +280,7 @@ def _run_nuts(
     step_size = averaging.step_size
     for iteration in range(num_warmup + num_samples):
         warming = iteration < num_warmup
-        state, info = nuts_transition(target, state, step_size, metric, generator, max_tree_depth=max_tree_depth)
+        state, info = kernel.transition(state, step_size, metric, generator)
         if warming:
             step_size = averaging.update(info.acceptance_rate)
             if schedule.in_slow_window(iteration):
@@ -299,4 +305,4 @@ def _run_nuts(
             bar.set_postfix(divergences=divergent, step_size=f"{float(step_size.mean()):.3g}", refresh=False)
         bar.update(1)
     bar.close()
-    return draws, stats
+    return draws, stats, compiled

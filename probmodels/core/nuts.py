@@ -2,16 +2,22 @@
 
 All chains share one Python loop: at each tree doubling every chain that is
 still running builds a subtree of the same size, one leapfrog step at a time,
-with its own random direction, step size and mass matrix. A chain whose
-subtree turns or diverges stops and is masked for the rest of the
-transition, so each chain performs exactly the NUTS transition it would
-perform alone (multinomial sampling with a biased progressive sample between
-subtrees, the generalised U-turn criterion checked on every sub-subtree
-through momentum checkpoints as in NumPyro's iterative NUTS, and Stan's
-rejection of subtrees that turn or diverge).
+with its own random direction, step size and metric. A chain whose subtree
+turns or diverges stops and is masked for the rest of the transition, so each
+chain performs exactly the NUTS transition it would perform alone
+(multinomial sampling with a biased progressive sample between subtrees, the
+generalised U-turn criterion checked on every sub-subtree through momentum
+checkpoints as in NumPyro's iterative NUTS, and Stan's rejection of subtrees
+that turn or diverge).
 
-The target is any :class:`~probmodels.core.density.LogDensity`-like object
-with ``value_and_grad(u) -> (logp (batch,), grad (batch, dim))``.
+Everything one leaf of a subtree does (the leapfrog step with the log
+density's gradient, the energy error, the progressive sample, the checkpoint
+bookkeeping and the U-turn checks) is one pure tensor function,
+:func:`leaf_update`. :class:`NUTSKernel` traces it once into a single graph
+(``make_fx`` in fake-tensor mode, run by TorchScript), which removes the
+Python overhead of the per-leaf bookkeeping and of the model; when tracing is
+impossible, or a traced call raises (a failed Cholesky, say), the same
+function runs eagerly.
 
 References
 ----------
@@ -24,15 +30,25 @@ Accelerated Probabilistic Programming in NumPyro. arXiv:1912.11554.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Protocol
+import warnings
+from functools import lru_cache
+from typing import Callable, NamedTuple, Protocol
 
 import torch
 
-__all__ = ["ChainState", "TransitionInfo", "Metric", "nuts_transition", "leapfrog"]
+__all__ = ["GradientTarget", "ChainState", "TransitionInfo", "Metric", "NUTSKernel", "leapfrog", "leaf_update"]
+
+ValueAndGrad = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 class GradientTarget(Protocol):
-    """A batched log density with gradients."""
+    """A batched log density with gradients.
+
+    ``value_and_grad`` must never raise for a point: a NaN, ``-inf`` or an
+    exception there is reported as ``-inf`` with a zero gradient. The
+    optional ``pure_value_and_grad`` is the same map written without Python
+    exception handling, so it can be traced into a graph.
+    """
 
     def value_and_grad(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
         ...
@@ -81,6 +97,18 @@ class TransitionInfo(NamedTuple):
     energy: torch.Tensor
 
 
+def velocity(inverse_mass: torch.Tensor, momentum: torch.Tensor) -> torch.Tensor:
+    """``inverse_mass @ momentum`` per chain; ``momentum`` may carry leading dims before ``(chains, dim)``."""
+    if inverse_mass.dim() == 3:
+        return torch.einsum("cij,...cj->...ci", inverse_mass, momentum)
+    return inverse_mass * momentum
+
+
+def kinetic_energy(inverse_mass: torch.Tensor, momentum: torch.Tensor) -> torch.Tensor:
+    """``0.5 * momentum' inverse_mass momentum`` per chain."""
+    return 0.5 * (momentum * velocity(inverse_mass, momentum)).sum(-1)
+
+
 class Metric(NamedTuple):
     """A Euclidean metric (the inverse mass matrix), per chain.
 
@@ -109,15 +137,9 @@ class Metric(NamedTuple):
         mass = torch.cholesky_inverse(torch.linalg.cholesky(inverse_mass))
         return cls(inverse_mass, torch.linalg.cholesky(mass))
 
-    def velocity(self, momentum: torch.Tensor) -> torch.Tensor:
-        """``inverse_mass @ momentum`` per chain."""
-        if self.dense:
-            return torch.einsum("cij,cj->ci", self.inverse_mass, momentum)
-        return self.inverse_mass * momentum
-
     def kinetic_energy(self, momentum: torch.Tensor) -> torch.Tensor:
         """``0.5 * momentum' inverse_mass momentum`` per chain."""
-        return 0.5 * (momentum * self.velocity(momentum)).sum(-1)
+        return kinetic_energy(self.inverse_mass, momentum)
 
     def sample_momentum(self, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Draw momenta from N(0, mass) for every chain."""
@@ -128,8 +150,8 @@ class Metric(NamedTuple):
 
 
 def leapfrog(
-    target: GradientTarget,
-    metric: Metric,
+    value_and_grad: ValueAndGrad,
+    inverse_mass: torch.Tensor,
     position: torch.Tensor,
     momentum: torch.Tensor,
     grad: torch.Tensor,
@@ -141,29 +163,127 @@ def leapfrog(
     """
     step = step.unsqueeze(-1)
     momentum = momentum + 0.5 * step * grad
-    position = position + step * metric.velocity(momentum)
-    log_density, grad = target.value_and_grad(position)
+    position = position + step * velocity(inverse_mass, momentum)
+    log_density, grad = value_and_grad(position)
     momentum = momentum + 0.5 * step * grad
     return position, momentum, log_density, grad
 
 
-def _select(mask: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    """Rows of ``new`` where ``mask`` holds, else rows of ``old``.
+class Subtree(NamedTuple):
+    """The subtree being built, per chain (every field a tensor with chains first,
+    except the checkpoints, which have the checkpoint index first).
 
-    ``mask`` is ``(chains,)`` for ``(chains,)`` tensors and ``(chains, 1)`` for
-    ``(chains, dim)`` tensors (the caller keeps both forms to save reshapes).
+    Attributes
+    ----------
+    z, r, g : Tensor
+        Position, momentum and gradient at the subtree's growing edge.
+    proposal_z, proposal_lp, proposal_g, proposal_r : Tensor
+        The subtree's multinomial sample.
+    log_weight : Tensor
+        Log of the summed weights ``exp(-energy error)`` of its leaves.
+    momentum_sum : Tensor
+        Sum of its leaves' momenta.
+    checkpoints_r, checkpoints_sum : Tensor
+        Momenta and partial momentum sums at the starts of its sub-subtrees,
+        shape ``(max_tree_depth, chains, dim)``.
+    accept_sum, n_steps : Tensor
+        Summed acceptance probabilities and the leapfrog steps of the whole transition so far.
+    alive, turning, diverging : Tensor
+        Whether the chain is still extending this subtree, and why it stopped.
     """
-    return torch.where(mask, new, old)
+
+    z: torch.Tensor
+    r: torch.Tensor
+    g: torch.Tensor
+    proposal_z: torch.Tensor
+    proposal_lp: torch.Tensor
+    proposal_g: torch.Tensor
+    proposal_r: torch.Tensor
+    log_weight: torch.Tensor
+    momentum_sum: torch.Tensor
+    checkpoints_r: torch.Tensor
+    checkpoints_sum: torch.Tensor
+    accept_sum: torch.Tensor
+    n_steps: torch.Tensor
+    alive: torch.Tensor
+    turning: torch.Tensor
+    diverging: torch.Tensor
 
 
-def _is_turning(metric: Metric, momentum_left: torch.Tensor, momentum_right: torch.Tensor, momentum_sum: torch.Tensor) -> torch.Tensor:
+def _is_turning(inverse_mass: torch.Tensor, momentum_left: torch.Tensor, momentum_right: torch.Tensor, momentum_sum: torch.Tensor) -> torch.Tensor:
     """Generalised U-turn criterion (Betancourt 2017, A.4.2) for a sub-trajectory."""
     centred = momentum_sum - 0.5 * (momentum_left + momentum_right)
-    left = (metric.velocity(momentum_left) * centred).sum(-1) <= 0
-    right = (metric.velocity(momentum_right) * centred).sum(-1) <= 0
+    left = (velocity(inverse_mass, momentum_left) * centred).sum(-1) <= 0
+    right = (velocity(inverse_mass, momentum_right) * centred).sum(-1) <= 0
     return left | right
 
 
+def leaf_update(
+    value_and_grad: ValueAndGrad,
+    inverse_mass: torch.Tensor,
+    step: torch.Tensor,
+    energy0: torch.Tensor,
+    tree: Subtree,
+    uniform: torch.Tensor,
+    write_checkpoint: torch.Tensor,
+    check_checkpoints: torch.Tensor,
+    max_delta_energy: float,
+) -> Subtree:
+    """Add one leaf to every chain's subtree (chains that stopped are left unchanged).
+
+    Parameters
+    ----------
+    value_and_grad
+        The log density and its gradient.
+    inverse_mass, step, energy0
+        Metric, signed step sizes ``(chains,)`` and the energies at the start of the transition.
+    tree
+        The subtree so far.
+    uniform
+        One uniform draw per chain for the progressive sample.
+    write_checkpoint
+        ``(max_tree_depth,)`` mask: the checkpoint this leaf starts, if any.
+    check_checkpoints
+        ``(max_tree_depth,)`` mask: the sub-subtrees that end at this leaf and need a U-turn check.
+    max_delta_energy
+        Divergence threshold.
+    """
+    z, r, lp, g = leapfrog(value_and_grad, inverse_mass, tree.z, tree.r, tree.g, step)
+    delta = -lp + kinetic_energy(inverse_mass, r) - energy0
+    delta = torch.where(torch.isnan(delta), torch.full_like(delta, math.inf), delta)
+    alive = tree.alive
+    col = alive.unsqueeze(-1)
+    new_weight = torch.logaddexp(tree.log_weight, -delta)
+    take = alive & (uniform < torch.exp(-delta - new_weight))
+    take_col = take.unsqueeze(-1)
+    momentum_sum = torch.where(col, tree.momentum_sum + r, tree.momentum_sum)
+    write = write_checkpoint.view(-1, 1, 1) & col
+    checkpoints_r = torch.where(write, r, tree.checkpoints_r)
+    checkpoints_sum = torch.where(write, momentum_sum, tree.checkpoints_sum)
+    subtree_sums = momentum_sum - checkpoints_sum + checkpoints_r
+    turning = (_is_turning(inverse_mass, checkpoints_r, r, subtree_sums) & check_checkpoints.view(-1, 1)).any(0)
+    diverging = delta > max_delta_energy
+    return Subtree(
+        z=torch.where(col, z, tree.z),
+        r=torch.where(col, r, tree.r),
+        g=torch.where(col, g, tree.g),
+        proposal_z=torch.where(take_col, z, tree.proposal_z),
+        proposal_lp=torch.where(take, lp, tree.proposal_lp),
+        proposal_g=torch.where(take_col, g, tree.proposal_g),
+        proposal_r=torch.where(take_col, r, tree.proposal_r),
+        log_weight=torch.where(alive, new_weight, tree.log_weight),
+        momentum_sum=momentum_sum,
+        checkpoints_r=checkpoints_r,
+        checkpoints_sum=checkpoints_sum,
+        accept_sum=tree.accept_sum + torch.where(alive, torch.exp(torch.clamp(-delta, max=0.0)), torch.zeros_like(delta)),
+        n_steps=tree.n_steps + alive.to(tree.n_steps.dtype),
+        alive=alive & ~turning & ~diverging,
+        turning=tree.turning | (alive & turning),
+        diverging=tree.diverging | (alive & diverging),
+    )
+
+
+@lru_cache(maxsize=None)
 def _checkpoint_range(leaf: int) -> tuple[int, int]:
     """Checkpoints whose sub-subtrees end at leaf ``leaf`` (NumPyro's iterative NUTS)."""
     idx_max = bin(leaf >> 1).count("1")
@@ -175,134 +295,193 @@ def _uniform(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Genera
     return torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
-def nuts_transition(
-    target: GradientTarget,
-    state: ChainState,
-    step_size: torch.Tensor,
-    metric: Metric,
-    generator: torch.Generator | None = None,
-    *,
-    max_tree_depth: int = 10,
-    max_delta_energy: float = 1000.0,
-) -> tuple[ChainState, TransitionInfo]:
-    """Advance every chain by one NUTS transition.
+class NUTSKernel:
+    """NUTS transitions for a batch of chains of one target.
 
     Parameters
     ----------
     target
-        Batched log density with gradients.
-    state
-        Current positions, log densities and gradients.
-    step_size
-        Per-chain step sizes, shape ``(chains,)``.
-    metric
-        Per-chain metric.
-    generator
-        Random generator (momenta, directions, multinomial choices).
+        The log density with gradients.
     max_tree_depth
         Maximum number of doublings (a trajectory has at most ``2**max_tree_depth`` steps).
     max_delta_energy
         Energy error above which a trajectory is called divergent.
-
-    Returns
-    -------
-    ChainState, TransitionInfo
-        The new state and per-chain statistics.
     """
-    position, log_density, grad = state
-    chains, dim = position.shape
-    momentum = metric.sample_momentum(position, generator)
-    energy0 = -log_density + metric.kinetic_energy(momentum)
 
-    # Trajectory edges, the selected proposal, and the trajectory's sums.
-    left = [position, momentum, grad]
-    right = [position, momentum, grad]
-    proposal = [position, log_density, grad, momentum]
-    log_weight = torch.zeros_like(log_density)
-    momentum_sum = momentum.clone()
-    running = torch.ones(chains, dtype=torch.bool, device=position.device)
-    depth = torch.zeros(chains, dtype=torch.long, device=position.device)
-    diverging = torch.zeros_like(running)
-    accept_sum = torch.zeros_like(log_density)
-    n_steps = torch.zeros_like(depth)
-    checkpoints_r = position.new_zeros((max_tree_depth, chains, dim))
-    checkpoints_sum = position.new_zeros((max_tree_depth, chains, dim))
+    def __init__(self, target: GradientTarget, *, max_tree_depth: int = 10, max_delta_energy: float = 1000.0) -> None:
+        self.target = target
+        self.max_tree_depth = max_tree_depth
+        self.max_delta_energy = max_delta_energy
+        self._compiled: Callable[..., tuple[torch.Tensor, ...]] | None = None
+        self._masks: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    for tree_depth in range(max_tree_depth):
-        if not bool(running.any()):
-            break
-        go_right = _uniform((chains,), position, generator) < 0.5
-        step = torch.where(go_right, step_size, -step_size)
-        go_right_col = go_right.unsqueeze(-1)
-        z, r, g = (_select(go_right_col, a, b) for a, b in zip(right, left))
-        sub_alive = running.clone()
-        sub_log_weight = torch.full_like(log_weight, -math.inf)
-        sub_sum = torch.zeros_like(momentum)
-        sub_proposal = [z, log_density, g, r]
-        sub_turning = torch.zeros_like(running)
-        sub_diverging = torch.zeros_like(running)
-        for leaf in range(2**tree_depth):
-            z_new, r_new, lp_new, g_new = leapfrog(target, metric, z, r, g, step)
-            delta = -lp_new + metric.kinetic_energy(r_new) - energy0
-            delta = torch.where(torch.isnan(delta), torch.full_like(delta, math.inf), delta)
-            leaf_diverging = delta > max_delta_energy
-            alive = sub_alive
-            every = bool(alive.all())
-            alive_col = alive.unsqueeze(-1)
-            if every:
-                z, r, g = z_new, r_new, g_new
+    @property
+    def compiled(self) -> bool:
+        """Whether leaves run as one traced graph."""
+        return self._compiled is not None
+
+    def _eager_leaf(self, inverse_mass, step, energy0, tree, uniform, write, check) -> Subtree:
+        return leaf_update(self.target.value_and_grad, inverse_mass, step, energy0, tree, uniform, write, check, self.max_delta_energy)
+
+    def compile(self, state: ChainState, metric: Metric, generator: torch.Generator | None = None) -> bool:
+        """Trace the leaf update into one graph for this batch shape and metric kind.
+
+        The traced graph is compared with the eager update at a random leaf of
+        ``state``; it is used only when they agree.
+
+        Returns
+        -------
+        bool
+            Whether the traced graph is in use.
+        """
+        pure = getattr(self.target, "pure_value_and_grad", None)
+        if pure is None:
+            return False
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        example = self._example(state, metric, generator)
+
+        def flat_leaf(inverse_mass, step, energy0, uniform, write, check, *tree):
+            out = leaf_update(pure, inverse_mass, step, energy0, Subtree(*tree), uniform, write, check, self.max_delta_energy)
+            return tuple(out)
+
+        inverse_mass, step, energy0, tree, uniform, write, check = example
+        # Distinct tensors for every input: make_fx would merge inputs that are the same object.
+        args = tuple(a.clone() for a in (inverse_mass, step, energy0, uniform, write, check, *tree))
+        try:
+            graph = make_fx(flat_leaf, tracing_mode="fake", _allow_non_fake_inputs=True)(*args)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                traced = torch.jit.trace(graph, args, check_trace=False)
+            got = traced(*args)
+            want = self._eager_leaf(*example)
+        except Exception:
+            return False
+        tol = 1e-8 if state.position.dtype == torch.float64 else 1e-4
+        for a, b in zip(got, want):
+            if a.dtype == torch.bool or not a.is_floating_point():
+                same = torch.equal(a, b)
             else:
-                z, r, g = _select(alive_col, z_new, z), _select(alive_col, r_new, r), _select(alive_col, g_new, g)
-            accept_sum = accept_sum + torch.where(alive, torch.exp(torch.clamp(-delta, max=0.0)), 0.0)
-            n_steps = n_steps + alive.long()
-            # Uniform progressive sampling inside the subtree.
-            new_sub_weight = torch.logaddexp(sub_log_weight, -delta)
-            take = alive & (_uniform((chains,), position, generator) < torch.exp(-delta - new_sub_weight))
-            take_col = take.unsqueeze(-1)
-            sub_proposal = [
-                _select(take_col, z_new, sub_proposal[0]),
-                _select(take, lp_new, sub_proposal[1]),
-                _select(take_col, g_new, sub_proposal[2]),
-                _select(take_col, r_new, sub_proposal[3]),
-            ]
-            sub_log_weight = torch.where(alive, new_sub_weight, sub_log_weight)
-            sub_sum = sub_sum + r_new if every else _select(alive_col, sub_sum + r_new, sub_sum)
-            # U-turn checks on every sub-subtree that ends at this leaf.
-            idx_min, idx_max = _checkpoint_range(leaf)
-            if leaf % 2 == 0:
-                checkpoints_r[idx_max] = r_new if every else _select(alive_col, r_new, checkpoints_r[idx_max])
-                checkpoints_sum[idx_max] = sub_sum if every else _select(alive_col, sub_sum, checkpoints_sum[idx_max])
-            turning = torch.zeros_like(running)
-            for i in range(idx_max, idx_min - 1, -1):
-                subtree_sum = sub_sum - checkpoints_sum[i] + checkpoints_r[i]
-                turning = turning | _is_turning(metric, checkpoints_r[i], r_new, subtree_sum)
-            sub_turning = sub_turning | (alive & turning)
-            sub_diverging = sub_diverging | (alive & leaf_diverging)
-            sub_alive = alive & ~turning & ~leaf_diverging
-            if not bool(sub_alive.any()):
-                break
-        # Merge the subtree into the trajectory (biased progressive sampling).
-        valid = running & ~sub_turning & ~sub_diverging
-        take = valid & (_uniform((chains,), position, generator) < torch.exp(torch.clamp(sub_log_weight - log_weight, max=0.0)))
-        take_col = take.unsqueeze(-1)
-        proposal = [_select(take_col if new.dim() == 2 else take, new, old) for new, old in zip(sub_proposal, proposal)]
-        to_right = (running & go_right).unsqueeze(-1)
-        to_left = (running & ~go_right).unsqueeze(-1)
-        right = [_select(to_right, new, old) for new, old in zip((z, r, g), right)]
-        left = [_select(to_left, new, old) for new, old in zip((z, r, g), left)]
-        log_weight = torch.where(running, torch.logaddexp(log_weight, sub_log_weight), log_weight)
-        momentum_sum = _select(running.unsqueeze(-1), momentum_sum + sub_sum, momentum_sum)
-        depth = depth + running.long()
-        diverging = diverging | (running & sub_diverging)
-        turning = _is_turning(metric, left[1], right[1], momentum_sum)
-        running = valid & ~turning
+                finite = torch.isfinite(b)
+                same = torch.equal(finite, torch.isfinite(a)) and torch.allclose(a[finite], b[finite], rtol=tol, atol=tol)
+            if not same:
+                return False
+        self._compiled = traced
+        return True
 
-    new_position, new_log_density, new_grad, new_momentum = proposal
-    info = TransitionInfo(
-        diverging=diverging,
-        tree_depth=depth,
-        n_steps=n_steps,
-        acceptance_rate=accept_sum / n_steps.clamp(min=1),
-        energy=-new_log_density + metric.kinetic_energy(new_momentum),
-    )
-    return ChainState(new_position, new_log_density, new_grad), info
+    def _example(self, state: ChainState, metric: Metric, generator: torch.Generator | None):
+        """A realistic leaf: a subtree started at ``state`` with fresh momenta."""
+        chains = state.position.shape[0]
+        momentum = metric.sample_momentum(state.position, generator)
+        energy0 = -state.log_density + metric.kinetic_energy(momentum)
+        tree = self._empty_subtree(state.position, momentum, state.grad, state.log_density, torch.ones(chains, dtype=torch.bool, device=state.position.device))
+        step = torch.full_like(state.log_density, 0.1)
+        write, check = self._leaf_masks(1, state.position.device)
+        return metric.inverse_mass, step, energy0, tree, _uniform((chains,), state.position, generator), write, check
+
+    def _empty_subtree(self, z, r, g, lp, running, accept_sum=None, n_steps=None) -> Subtree:
+        chains, dim = z.shape
+        no = torch.zeros_like(running)
+        return Subtree(
+            z=z, r=r, g=g, proposal_z=z, proposal_lp=lp, proposal_g=g, proposal_r=r,
+            log_weight=torch.full_like(lp, -math.inf), momentum_sum=torch.zeros_like(r),
+            checkpoints_r=z.new_zeros((self.max_tree_depth, chains, dim)),
+            checkpoints_sum=z.new_zeros((self.max_tree_depth, chains, dim)),
+            accept_sum=accept_sum if accept_sum is not None else torch.zeros_like(lp),
+            n_steps=n_steps if n_steps is not None else torch.zeros(chains, dtype=torch.long, device=z.device),
+            alive=running.clone(), turning=no, diverging=no,
+        )
+
+    def _leaf_masks(self, leaf: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The checkpoint to write at this leaf and the checkpoints to check (cached per leaf)."""
+        masks = self._masks.get((leaf, device))
+        if masks is None:
+            idx_min, idx_max = _checkpoint_range(leaf)
+            index = torch.arange(self.max_tree_depth, device=device)
+            write = (index == idx_max) & (leaf % 2 == 0)
+            check = (index >= idx_min) & (index <= idx_max)
+            masks = self._masks[(leaf, device)] = (write, check)
+        return masks
+
+    def _leaf(self, inverse_mass, step, energy0, tree, uniform, write, check) -> Subtree:
+        if self._compiled is not None:
+            try:
+                return Subtree(*self._compiled(inverse_mass, step, energy0, uniform, write, check, *tree))
+            except Exception:  # e.g. a failed Cholesky: the eager path turns it into a divergence
+                pass
+        return self._eager_leaf(inverse_mass, step, energy0, tree, uniform, write, check)
+
+    def transition(self, state: ChainState, step_size: torch.Tensor, metric: Metric, generator: torch.Generator | None = None) -> tuple[ChainState, TransitionInfo]:
+        """Advance every chain by one NUTS transition.
+
+        Parameters
+        ----------
+        state
+            Current positions, log densities and gradients.
+        step_size
+            Per-chain step sizes, shape ``(chains,)``.
+        metric
+            Per-chain metric.
+        generator
+            Random generator (momenta, directions, multinomial choices).
+
+        Returns
+        -------
+        ChainState, TransitionInfo
+            The new state and per-chain statistics.
+        """
+        position, log_density, grad = state
+        chains = position.shape[0]
+        device = position.device
+        momentum = metric.sample_momentum(position, generator)
+        energy0 = -log_density + metric.kinetic_energy(momentum)
+        left = right = (position, momentum, grad)
+        proposal = (position, log_density, grad, momentum)
+        log_weight = torch.zeros_like(log_density)
+        momentum_sum = momentum
+        running = torch.ones(chains, dtype=torch.bool, device=device)
+        depth = torch.zeros(chains, dtype=torch.long, device=device)
+        diverging = torch.zeros_like(running)
+        accept_sum = torch.zeros_like(log_density)
+        n_steps = torch.zeros_like(depth)
+
+        for tree_depth in range(self.max_tree_depth):
+            go_right = _uniform((chains,), position, generator) < 0.5
+            step = torch.where(go_right, step_size, -step_size)
+            go_right_col = go_right.unsqueeze(-1)
+            z, r, g = (torch.where(go_right_col, a, b) for a, b in zip(right, left))
+            tree = self._empty_subtree(z, r, g, log_density, running, accept_sum, n_steps)
+            for leaf in range(2**tree_depth):
+                write, check = self._leaf_masks(leaf, device)
+                tree = self._leaf(metric.inverse_mass, step, energy0, tree, _uniform((chains,), position, generator), write, check)
+                if not bool(tree.alive.any()):
+                    break
+            accept_sum, n_steps = tree.accept_sum, tree.n_steps
+            # Merge the subtree into the trajectory (biased progressive sampling).
+            valid = running & ~tree.turning & ~tree.diverging
+            take = valid & (_uniform((chains,), position, generator) < torch.exp(torch.clamp(tree.log_weight - log_weight, max=0.0)))
+            take_col = take.unsqueeze(-1)
+            sub_proposal = (tree.proposal_z, tree.proposal_lp, tree.proposal_g, tree.proposal_r)
+            proposal = tuple(torch.where(take_col if new.dim() == 2 else take, new, old) for new, old in zip(sub_proposal, proposal))
+            to_right = (running & go_right).unsqueeze(-1)
+            to_left = (running & ~go_right).unsqueeze(-1)
+            edge = (tree.z, tree.r, tree.g)
+            right = tuple(torch.where(to_right, new, old) for new, old in zip(edge, right))
+            left = tuple(torch.where(to_left, new, old) for new, old in zip(edge, left))
+            log_weight = torch.where(running, torch.logaddexp(log_weight, tree.log_weight), log_weight)
+            momentum_sum = torch.where(running.unsqueeze(-1), momentum_sum + tree.momentum_sum, momentum_sum)
+            depth = depth + running.long()
+            diverging = diverging | (running & tree.diverging)
+            running = valid & ~_is_turning(metric.inverse_mass, left[1], right[1], momentum_sum)
+            if not bool(running.any()):
+                break
+
+        new_position, new_log_density, new_grad, new_momentum = proposal
+        info = TransitionInfo(
+            diverging=diverging,
+            tree_depth=depth,
+            n_steps=n_steps,
+            acceptance_rate=accept_sum / n_steps.clamp(min=1),
+            energy=-new_log_density + metric.kinetic_energy(new_momentum),
+        )
+        return ChainState(new_position, new_log_density, new_grad), info
