@@ -352,7 +352,7 @@ class NUTSKernel:
             graph = make_fx(flat_leaf, tracing_mode="fake", _allow_non_fake_inputs=True)(*args)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                traced = torch.jit.trace(graph, args, check_trace=False)
+                traced = torch.jit.freeze(torch.jit.trace(graph, args, check_trace=False).eval())
             got = traced(*args)
             want = self._eager_leaf(*example)
         except Exception:

@@ -17,7 +17,7 @@ import torch
 from .density import batch_plate, plate_shape, without_validation
 from .protocol import ModelInfo
 
-__all__ = ["run_over_draws", "log_likelihood", "deterministic_values", "posterior_predictive"]
+__all__ = ["run_over_draws", "log_likelihood", "deterministic_values", "posterior_predictive", "unbatch"]
 
 
 class _ResampleObserved(poutine.messenger.Messenger):
@@ -34,7 +34,7 @@ class _ResampleObserved(poutine.messenger.Messenger):
             msg["value"] = None
 
 
-def _unbatch(value: torch.Tensor, batch: int, shape: Sequence[int]) -> torch.Tensor:
+def unbatch(value: torch.Tensor, batch: int, shape: Sequence[int]) -> torch.Tensor:
     """Bring a batched site value to ``(batch, *shape)``, or raise when it does not fit."""
     shape = tuple(shape)
     if value.dim() > 0 and value.shape[0] == batch and value.numel() == batch * math.prod(shape):
@@ -61,9 +61,9 @@ def _collect(trace: Any, names: Sequence[str], what: str, batch: int, shapes: Ma
         if what == "log_prob":
             log_prob = site["fn"].log_prob(site["value"])
             batch_shape = tuple(shapes[name])
-            out[name] = _unbatch(torch.broadcast_to(log_prob, log_prob.shape), batch, batch_shape)
+            out[name] = unbatch(torch.broadcast_to(log_prob, log_prob.shape), batch, batch_shape)
         else:
-            out[name] = _unbatch(site["value"], batch, shapes[name])
+            out[name] = unbatch(site["value"], batch, shapes[name])
     return out
 
 

@@ -24,11 +24,10 @@ from tqdm.auto import tqdm
 from .._validation import check_positive_int
 from ..exceptions import ConvergenceWarning, InferenceError, ModelSpecError
 from .density import batch_plate, without_validation
-from .device import data_placement
-from .mcmc import prepare_data
 from .posterior import Posterior
-from .predictive import _unbatch, deterministic_values
-from .protocol import ModelInfo, inspect_model
+from .predictive import unbatch, deterministic_values
+from .protocol import ModelInfo
+from .setup import prepare_fit
 
 __all__ = ["fit_svi", "GUIDES"]
 
@@ -177,12 +176,8 @@ def fit_svi(
         raise ModelSpecError(f"lr must be a positive number, got {lr!r}.")
     if not (isinstance(lr_decay, (int, float)) and 0 < lr_decay <= 1):
         raise ModelSpecError(f"lr_decay must lie in (0, 1], got {lr_decay!r}.")
-    args, kwargs = prepare_data(model_args, model_kwargs)
-    dev, _ = data_placement(args, kwargs, device)
-    generator = torch.Generator(device=dev).manual_seed(seed)
-    info = inspect_model(model, args, kwargs, observed=observed, generator=generator)
-    if info.dim == 0:
-        raise ModelSpecError("the model has no continuous latent site to fit; nothing to infer.")
+    setup = prepare_fit(model, model_args, model_kwargs, seed=seed, observed=observed, device=device)
+    args, kwargs, dev, generator, info = setup.args, setup.kwargs, setup.device, setup.generator, setup.info
     data_size = None
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
@@ -302,7 +297,7 @@ def _sample_guide(guide, args, kwargs, info: ModelInfo, num_samples: int) -> dic
         try:
             with batch_plate(num_samples, info.max_plate_nesting):
                 trace = poutine.trace(guide).get_trace(*args, **kwargs)
-            return {name: _unbatch(trace.nodes[name]["value"], num_samples, info.site_shapes[name]) for name in names}
+            return {name: unbatch(trace.nodes[name]["value"], num_samples, info.site_shapes[name]) for name in names}
         except Exception:
             rows = [poutine.trace(guide).get_trace(*args, **kwargs) for _ in range(num_samples)]
             return {name: torch.stack([row.nodes[name]["value"].reshape(info.site_shapes[name]) for row in rows]) for name in names}

@@ -1,0 +1,338 @@
+"""Queries on a :class:`~probmodels.bn.DiscreteBayesianNetwork` by variable and state names.
+
+:class:`Inference` translates names to codes, calls the tensor algorithms of
+:mod:`probmodels.bn.ops` and names the results. Single queries take evidence
+as ``{node: state}``; batched ones take a DataFrame with one row per query
+(missing cells = not observed) and run as ONE contraction. A batched network
+(e.g. posterior draws of the CPTs) adds its batch dims in front of every result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .._validation import check_positive_int
+from ..exceptions import DataError, ModelSpecError, ShapeError
+from . import ops
+from .network import DiscreteBayesianNetwork
+
+__all__ = ["Inference", "QueryResult"]
+
+Evidence = Mapping[Hashable, Hashable]
+
+
+class QueryResult(NamedTuple):
+    """A (joint) distribution over named variables, possibly batched."""
+
+    variables: tuple[Hashable, ...]
+    """The query variables, in the order of the last axes of ``probs``."""
+    states: tuple[tuple[Hashable, ...], ...]
+    """State names of each variable."""
+    probs: torch.Tensor
+    """``(*batch, *cards)`` probabilities ``P(variables | evidence)``."""
+    log_evidence: torch.Tensor
+    """``(*batch)`` ``log P(evidence)`` (a likelihood-weighting estimate for approximate queries)."""
+
+    def to_pandas(self) -> pd.Series | pd.DataFrame:
+        """A Series indexed by states (unbatched) or a DataFrame with one row per batch element (1-D batch)."""
+        index = pd.MultiIndex.from_product(self.states, names=self.variables)
+        if len(self.variables) == 1:
+            index = index.get_level_values(0)
+        batch = self.probs.dim() - len(self.variables)
+        flat = self.probs.detach().cpu().reshape(self.probs.shape[:batch] + (-1,)).numpy()
+        if batch == 0:
+            return pd.Series(flat, index=index, name="probability")
+        if batch == 1:
+            return pd.DataFrame(flat, columns=index)
+        raise ShapeError(f"to_pandas handles at most one batch dim; probs has batch shape {tuple(self.probs.shape[:batch])}.")
+
+
+class Inference:
+    """Exact (and likelihood-weighting) inference on a discrete Bayesian network.
+
+    Parameters
+    ----------
+    network : DiscreteBayesianNetwork
+        A network with a CPD for every node. Later changes to it are not seen:
+        build a new :class:`Inference` after :meth:`~DiscreteBayesianNetwork.add_cpd`.
+
+    Examples
+    --------
+    >>> infer = Inference(net)                                     # doctest: +SKIP
+    >>> infer.query(["rain"], evidence={"wet": "wet"}).to_pandas()  # doctest: +SKIP
+    """
+
+    def __init__(self, network: DiscreteBayesianNetwork) -> None:
+        if not isinstance(network, DiscreteBayesianNetwork):
+            raise TypeError(f"network must be a DiscreteBayesianNetwork, got {type(network).__name__}.")
+        self.network = network
+        self._tensors = network.tensors()
+        self._nodes = network.nodes
+        self._index = {node: i for i, node in enumerate(self._nodes)}
+        self._states = {node: network.states(node) for node in self._nodes}
+        self._batch = tuple(ops.batch_shape(self._tensors))
+
+    # ------------------------------------------------------------------ exact queries
+
+    def query(
+        self,
+        variables: Sequence[Hashable],
+        evidence: Evidence | None = None,
+        *,
+        joint: bool = False,
+        do: Evidence | None = None,
+    ) -> QueryResult | dict[Hashable, QueryResult]:
+        """Posterior ``P(variables | evidence)``, optionally under interventions ``do``.
+
+        Parameters
+        ----------
+        variables : sequence of node names
+            Query variables.
+        evidence : mapping, optional
+            ``{node: state}`` observations.
+        joint : bool, default False
+            Return one joint distribution instead of one marginal per variable.
+        do : mapping, optional
+            ``{node: state}`` interventions (graph surgery before conditioning).
+
+        Returns
+        -------
+        QueryResult or dict of QueryResult
+            The joint (``joint=True``) or ``{variable: marginal}``.
+
+        Raises
+        ------
+        DataError
+            When the evidence has probability zero (the conditional is undefined).
+        """
+        ev_vars, codes = self._evidence_codes(evidence)
+        return self._query(variables, ev_vars, codes, joint, do, lambda rows: dict(evidence or {}))
+
+    def query_batch(
+        self,
+        variables: Sequence[Hashable],
+        evidence: pd.DataFrame,
+        *,
+        joint: bool = False,
+        do: Evidence | None = None,
+    ) -> QueryResult | dict[Hashable, QueryResult]:
+        """:meth:`query` for every row of ``evidence`` in one contraction; results gain a row axis.
+
+        Parameters
+        ----------
+        variables, joint, do
+            As in :meth:`query`.
+        evidence : pandas.DataFrame
+            One column per evidence node, state names as values; a missing
+            value (NaN/None) means the node is not observed in that row.
+
+        Returns
+        -------
+        QueryResult or dict of QueryResult
+            ``probs`` shaped ``(*network_batch, n_rows, *cards)``.
+        """
+        ev_vars, codes = self._frame_codes(evidence)
+        return self._query(variables, ev_vars, codes, joint, do, lambda rows: evidence.iloc[rows[:3]].to_dict("records"))
+
+    def log_probability(self, evidence: Evidence | pd.DataFrame | None = None, *, do: Evidence | None = None) -> torch.Tensor:
+        """``log P(evidence)``: a scalar for a mapping, one value per row for a DataFrame (``-inf`` if impossible).
+
+        For a DataFrame of complete rows this is the per-observation log-likelihood.
+        """
+        ev_vars, codes = self._frame_codes(evidence) if isinstance(evidence, pd.DataFrame) else self._evidence_codes(evidence)
+        log_prob = ops.log_probability_of_evidence(self._net(do), ev_vars, self._align(codes))
+        return log_prob.movedim(0, len(self._batch)) if codes.dim() > 1 else log_prob
+
+    def map_query(
+        self, variables: Sequence[Hashable] | None = None, evidence: Evidence | pd.DataFrame | None = None
+    ) -> dict[Hashable, Hashable] | pd.DataFrame:
+        """Most probable states of ``variables`` given the evidence.
+
+        With ``variables=None`` this is the most probable explanation of every
+        unobserved node (max-product); otherwise the other unobserved nodes are
+        summed out. Ties go to the first state.
+
+        Parameters
+        ----------
+        variables : sequence, optional
+            Nodes to maximise over; None means all unobserved nodes.
+        evidence : mapping or DataFrame, optional
+            One evidence set, or one per row (answered in one batched pass).
+
+        Returns
+        -------
+        dict or pandas.DataFrame
+            ``{node: state}``, or one row per evidence row (unbatched network only).
+        """
+        batched = isinstance(evidence, pd.DataFrame)
+        ev_vars, codes = self._frame_codes(evidence) if batched else self._evidence_codes(evidence)
+        if variables is None:
+            observed = set(ev_vars) if not batched else {v for j, v in enumerate(ev_vars) if bool((codes[:, j] >= 0).all())}
+            variables = [node for node in self._nodes if self._index[node] not in observed]
+        query = self._variables(variables)
+        result = ops.map_assignment(self._net(None), query, ev_vars, self._align(codes))
+        self._check_possible(result.log_prob, lambda rows: evidence.iloc[rows[:3]].to_dict("records") if batched else evidence)
+        names = [self._nodes[v] for v in query]
+        if batched and not self._batch:
+            columns = {n: pd.Categorical.from_codes(result.codes[:, j].cpu().numpy(), self._states[n]) for j, n in enumerate(names)}
+            return pd.DataFrame(columns, index=evidence.index)
+        if batched or self._batch:
+            raise ShapeError("map_query returns names for an unbatched network and single evidence; use probmodels.bn.ops.map_assignment for codes.")
+        return {n: self._states[n][int(c)] for n, c in zip(names, result.codes.tolist())}
+
+    # ------------------------------------------------------------------ sampling
+
+    def sample(
+        self,
+        num_samples: int,
+        evidence: Evidence | None = None,
+        *,
+        codes: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> pd.DataFrame:
+        """Forward (ancestral) samples; with evidence, likelihood-weighted samples.
+
+        Parameters
+        ----------
+        num_samples : int
+            Number of rows.
+        evidence : mapping, optional
+            ``{node: state}``: observed nodes are clamped and the rows get a
+            ``_weight`` column ``P(evidence | parents)``.
+        codes : bool, default False
+            Integer state codes instead of categorical columns of state names.
+        generator : torch.Generator, optional
+            Source of randomness.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One column per node (in :attr:`DiscreteBayesianNetwork.nodes` order).
+        """
+        if self._batch:
+            raise ShapeError(f"sample needs an unbatched network; this one has batch shape {self._batch}. Use ops.sample.")
+        num_samples = check_positive_int(num_samples, "num_samples")
+        ev_vars, ev_codes = self._evidence_codes(evidence)
+        draws = ops.sample(self._tensors, num_samples, ev_vars, ev_codes, generator)
+        values = draws.codes.cpu().numpy()
+        frame = pd.DataFrame(
+            {n: values[:, i] if codes else pd.Categorical.from_codes(values[:, i], self._states[n]) for i, n in enumerate(self._nodes)}
+        )
+        if ev_vars:
+            frame["_weight"] = draws.log_weights.exp().cpu().numpy()
+        return frame
+
+    def approximate_query(
+        self,
+        variables: Sequence[Hashable],
+        evidence: Evidence | None = None,
+        *,
+        num_samples: int = 10_000,
+        generator: torch.Generator | None = None,
+    ) -> QueryResult:
+        """Joint ``P(variables | evidence)`` estimated by likelihood weighting.
+
+        Returns
+        -------
+        QueryResult
+            Weighted frequencies (batched networks: one estimate per batch
+            element) and ``log_evidence`` = log of the mean weight.
+        """
+        num_samples = check_positive_int(num_samples, "num_samples")
+        query = self._variables(variables)
+        ev_vars, ev_codes = self._evidence_codes(evidence)
+        draws = ops.sample(self._tensors, num_samples, ev_vars, ev_codes, generator)
+        flat = torch.zeros_like(draws.codes[..., 0])
+        for v in query:
+            flat = flat * self._tensors.cards[v] + draws.codes[..., v]
+        size = int(np.prod([self._tensors.cards[v] for v in query]))
+        weights = draws.log_weights.exp()
+        totals = torch.zeros(draws.log_weights.shape[1:] + (size,), dtype=weights.dtype, device=weights.device)
+        totals.scatter_add_(-1, flat.movedim(0, -1), weights.movedim(0, -1))
+        mass = totals.sum(-1, keepdim=True)
+        self._check_possible(mass.squeeze(-1).log(), lambda rows: dict(evidence or {}))
+        probs = (totals / mass).reshape(totals.shape[:-1] + tuple(self._tensors.cards[v] for v in query))
+        log_evidence = torch.logsumexp(draws.log_weights, 0) - np.log(num_samples)
+        return QueryResult(tuple(self._nodes[v] for v in query), tuple(self._states[self._nodes[v]] for v in query), probs, log_evidence)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _query(self, variables, ev_vars, codes, joint, do, describe) -> QueryResult | dict[Hashable, QueryResult]:
+        query = self._variables(variables)
+        net = self._net(do)
+        codes = self._align(codes)
+        groups = [query] if joint else [(v,) for v in query]
+        results = {}
+        for group in groups:
+            result = ops.marginals(net, group, ev_vars, codes)
+            self._check_possible(result.log_evidence, describe)
+            probs, log_evidence = result.probs, result.log_evidence
+            if codes.dim() > 1:
+                probs, log_evidence = probs.movedim(0, len(self._batch)), log_evidence.movedim(0, len(self._batch))
+            names = tuple(self._nodes[v] for v in group)
+            results[names] = QueryResult(names, tuple(self._states[n] for n in names), probs, log_evidence)
+        return results[tuple(self._nodes[v] for v in query)] if joint else {k[0]: r for k, r in results.items()}
+
+    def _net(self, do: Evidence | None) -> ops.NetworkTensors:
+        if not do:
+            return self._tensors
+        return ops.intervene(self._tensors, {self._index[self._node(n)]: self.network.state_code(n, s) for n, s in do.items()})
+
+    def _align(self, codes: torch.Tensor) -> torch.Tensor:
+        """Put the rows of batched evidence in front of the network's batch dims."""
+        return codes.reshape(codes.shape[:1] + (1,) * len(self._batch) + codes.shape[1:]) if codes.dim() > 1 else codes
+
+    def _node(self, name: Hashable) -> Hashable:
+        if name not in self._index:
+            self.network.index(name)  # raises ModelSpecError naming the close matches
+        return name
+
+    def _variables(self, variables: Sequence[Hashable]) -> tuple[int, ...]:
+        if isinstance(variables, (str, bytes)) or not isinstance(variables, Sequence):
+            raise TypeError(f"variables must be a list of node names, got {variables!r}; wrap a single name in a list.")
+        if not variables:
+            raise ModelSpecError("variables is empty; name at least one node to query.")
+        return tuple(self._index[self._node(n)] for n in variables)
+
+    def _evidence_codes(self, evidence: Evidence | None) -> tuple[tuple[int, ...], torch.Tensor]:
+        items = [(n, s) for n, s in (evidence or {}).items() if s is not None]
+        ev_vars = tuple(self._index[self._node(n)] for n, _ in items)
+        codes = [self.network.state_code(n, s) for n, s in items]
+        return ev_vars, torch.tensor(codes, dtype=torch.long, device=self.network.device)
+
+    def _frame_codes(self, frame: pd.DataFrame) -> tuple[tuple[int, ...], torch.Tensor]:
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"evidence must be a pandas DataFrame with one column per node, got {type(frame).__name__}.")
+        columns = []
+        for name in frame.columns:
+            states = self._states[self._node(name)]
+            column = frame[name].astype(object)
+            mapped = column.map({s: i for i, s in enumerate(states)})
+            unknown = mapped.isna() & column.notna()
+            if unknown.any():
+                raise DataError(
+                    f"column {name!r} of the evidence holds {column[unknown].unique()[:5].tolist()} "
+                    f"(first at row {unknown.idxmax()!r}), which are not states of {name!r}: {states}."
+                )
+            columns.append(mapped.fillna(-1).to_numpy(dtype=np.int64))
+        codes = np.stack(columns, -1) if columns else np.zeros((len(frame), 0), dtype=np.int64)
+        ev_vars = tuple(self._index[n] for n in frame.columns)
+        return ev_vars, torch.as_tensor(codes, device=self.network.device)
+
+    @staticmethod
+    def _check_possible(log_evidence: torch.Tensor, describe) -> None:
+        impossible = torch.isneginf(log_evidence)
+        if bool(impossible.any()):
+            where = impossible.nonzero()
+            rows = where[:, 0].unique().tolist() if log_evidence.dim() else []
+            raise DataError(
+                f"the evidence {describe(rows)} has probability 0 under the network"
+                + (f" (at batch index {where[0].tolist()}, {int(impossible.sum())} cases)" if log_evidence.dim() else "")
+                + ", so the conditional distribution is undefined; fix the evidence, or use log_probability, "
+                "which returns -inf for it."
+            )
