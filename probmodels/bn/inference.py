@@ -26,6 +26,21 @@ __all__ = ["Inference", "QueryResult"]
 Evidence = Mapping[Hashable, Hashable]
 
 
+def encode_column(column: pd.Series, states: Sequence[Hashable], name: Hashable) -> np.ndarray:
+    """State codes of a DataFrame column: ``-1`` for missing values; :class:`DataError` for unknown values."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and list(column.cat.categories) == list(states):
+        return column.cat.codes.to_numpy(dtype=np.int64)
+    values = column.astype(object)
+    mapped = values.map({s: i for i, s in enumerate(states)})
+    unknown = mapped.isna() & values.notna()
+    if unknown.any():
+        raise DataError(
+            f"column {name!r} holds {values[unknown].unique()[:5].tolist()} (first at row {unknown.idxmax()!r}), "
+            f"which are not states of {name!r}: {tuple(states)}."
+        )
+    return mapped.fillna(-1).to_numpy(dtype=np.int64)
+
+
 class QueryResult(NamedTuple):
     """A (joint) distribution over named variables, possibly batched."""
 
@@ -308,18 +323,7 @@ class Inference:
     def _frame_codes(self, frame: pd.DataFrame) -> tuple[tuple[int, ...], torch.Tensor]:
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"evidence must be a pandas DataFrame with one column per node, got {type(frame).__name__}.")
-        columns = []
-        for name in frame.columns:
-            states = self._states[self._node(name)]
-            column = frame[name].astype(object)
-            mapped = column.map({s: i for i, s in enumerate(states)})
-            unknown = mapped.isna() & column.notna()
-            if unknown.any():
-                raise DataError(
-                    f"column {name!r} of the evidence holds {column[unknown].unique()[:5].tolist()} "
-                    f"(first at row {unknown.idxmax()!r}), which are not states of {name!r}: {states}."
-                )
-            columns.append(mapped.fillna(-1).to_numpy(dtype=np.int64))
+        columns = [encode_column(frame[name], self._states[self._node(name)], name) for name in frame.columns]
         codes = np.stack(columns, -1) if columns else np.zeros((len(frame), 0), dtype=np.int64)
         ev_vars = tuple(self._index[n] for n in frame.columns)
         return ev_vars, torch.as_tensor(codes, device=self.network.device)

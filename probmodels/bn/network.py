@@ -163,6 +163,10 @@ class DiscreteBayesianNetwork:
         """Number of states of ``node``."""
         return len(self.states(node))
 
+    def has_cpd(self, node: Hashable) -> bool:
+        """Whether ``node`` has a CPD."""
+        return self._check_node(node) in self._cpds
+
     def cpd(self, node: Hashable) -> CPD:
         """The CPD of ``node``."""
         node = self._check_node(node)

@@ -35,13 +35,12 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-import opt_einsum
 import torch
 
 from ..exceptions import DataError, ShapeError
+from . import contract
 
 __all__ = [
-    "PATH_STRATEGY",
     "NetworkTensors",
     "Marginals",
     "Assignment",
@@ -53,10 +52,9 @@ __all__ = [
     "map_assignment",
     "intervene",
     "sample",
+    "family_counts",
+    "dirichlet_log_marginal",
 ]
-
-PATH_STRATEGY = "greedy"
-"""``opt_einsum`` strategy for contraction paths (planning is cached, so a slower one may pay off)."""
 
 
 class NetworkTensors(NamedTuple):
@@ -151,7 +149,7 @@ def marginals(
     operands, labels, batch = _operands(net, query, evidence_vars, evidence, log=False)
     output = tuple(_batch_labels(net, batch)) + query
     if operands:
-        joint = _run(operands, labels, output, "sum").reshape(batch + tuple(net.cards[v] for v in query))
+        joint = contract.sum_contract(operands, labels, output).reshape(batch + tuple(net.cards[v] for v in query))
     else:
         joint = net.tables[0].new_ones(batch)
     dims = tuple(range(len(batch), joint.dim()))
@@ -177,17 +175,8 @@ def mpe(net: NetworkTensors, evidence_vars: Sequence[int] = (), evidence: torch.
     """
     operands, labels, batch = _operands(net, None, evidence_vars, evidence, log=True)
     batch_labels = _batch_labels(net, batch)
-    records: list[tuple] = []
-    log_prob = _run(operands, labels, tuple(batch_labels), "max", records)
-    sizes = {label: size for label, size in batch_labels.items()}
-    labelled = tuple(sizes.values())
-    assigned: dict[int, torch.Tensor] = {}
-    for out, elim, elim_sizes, arg in reversed(records):
-        index = [assigned[lab] if lab in assigned else _arange_at(lab, sizes, arg.device) for lab in out]
-        flat = (arg[tuple(index)] if index else arg).expand(labelled)
-        for lab, size in zip(reversed(elim), reversed(elim_sizes)):
-            assigned[lab] = flat % size
-            flat = flat // size
+    log_prob, records = contract.max_contract(operands, labels, tuple(batch_labels))
+    assigned = contract.backtrack(records, batch_labels, log_prob.device)
     codes = torch.stack([assigned[v] for v in range(len(net.cards))], -1)
     return Assignment(codes.reshape(batch + (len(net.cards),)), log_prob.reshape(batch))
 
@@ -313,6 +302,68 @@ def sample(
     return Samples(codes, log_weights)
 
 
+def family_counts(
+    codes: torch.Tensor, cards: Sequence[int], parents: Sequence[int], child: int, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Contingency table ``N[*parent_states, child_state]`` of complete data rows.
+
+    Parameters
+    ----------
+    codes : torch.Tensor
+        ``(N, V)`` long state codes; the family's columns must be observed (>= 0).
+    cards : sequence of int
+        Cardinality of every variable.
+    parents : sequence of int
+        The parents, in the order of the table's axes.
+    child : int
+        The child variable.
+    weights : torch.Tensor, optional
+        ``(N,)`` row weights (e.g. posterior probabilities in an EM step).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(*cards[parents], cards[child])`` counts, float in ``weights``' dtype
+        (float64 without weights).
+    """
+    family = list(parents) + [child]
+    columns = codes[:, family]
+    if bool((columns < 0).any()):
+        raise DataError(f"family {family} has unobserved (-1) codes; count only complete rows or use EM.")
+    flat = torch.zeros(codes.shape[0], dtype=torch.long, device=codes.device)
+    for j, v in enumerate(family):
+        flat = flat * cards[v] + columns[:, j]
+    shape = tuple(cards[v] for v in family)
+    size = int(torch.Size(shape).numel())
+    weights = weights if weights is not None else torch.ones(codes.shape[0], dtype=torch.float64, device=codes.device)
+    return torch.zeros(size, dtype=weights.dtype, device=codes.device).index_add_(0, flat, weights).reshape(shape)
+
+
+def dirichlet_log_marginal(counts: torch.Tensor, pseudo_counts: torch.Tensor) -> torch.Tensor:
+    """Log marginal likelihood of multinomial counts under independent Dirichlet rows.
+
+    ``sum_j [lgamma(a_j) - lgamma(a_j + N_j)] + sum_jk [lgamma(a_jk + N_jk) - lgamma(a_jk)]``
+    with ``a_j = sum_k a_jk`` and ``N_j = sum_k N_jk``: the closed-form evidence
+    of one family (BDeu when ``a_jk = ess / (q r)``, K2 when ``a_jk = 1``).
+
+    Parameters
+    ----------
+    counts : torch.Tensor
+        ``(..., R, K)`` counts: ``R`` parent configurations, ``K`` states.
+    pseudo_counts : torch.Tensor
+        ``(..., R, K)`` positive Dirichlet parameters (broadcasts with ``counts``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(...)`` log marginal likelihood.
+    """
+    counts, pseudo_counts = torch.broadcast_tensors(counts, pseudo_counts)
+    rows = torch.lgamma(pseudo_counts.sum(-1)) - torch.lgamma((pseudo_counts + counts).sum(-1))
+    cells = torch.lgamma(pseudo_counts + counts) - torch.lgamma(pseudo_counts)
+    return rows.sum(-1) + cells.sum((-2, -1))
+
+
 # ----------------------------------------------------------------------------- checks
 
 
@@ -381,13 +432,6 @@ def _batch_labels(net: NetworkTensors, batch: tuple[int, ...]) -> dict[int, int]
     return {first + i: size for i, size in enumerate(batch) if size != 1}
 
 
-def _arange_at(label: int, sizes: dict[int, int], device: torch.device) -> torch.Tensor:
-    position = list(sizes).index(label)
-    shape = [1] * len(sizes)
-    shape[position] = sizes[label]
-    return torch.arange(sizes[label], device=device).reshape(shape)
-
-
 @functools.lru_cache(maxsize=1024)
 def _relevant(parents: tuple[tuple[int, ...], ...], targets: frozenset[int]) -> tuple[int, ...]:
     keep, stack = set(), list(targets)
@@ -432,75 +476,3 @@ def _operands(
         indicator = torch.nn.functional.one_hot(codes.clamp(min=0), net.cards[v]).to(net.tables[v].dtype)
         add(torch.where((codes < 0).unsqueeze(-1), torch.ones_like(indicator), indicator), (v,))
     return operands, labels, batch
-
-
-@functools.lru_cache(maxsize=256)
-def _path(labels: tuple[tuple[int, ...], ...], output: tuple[int, ...], sizes: tuple[tuple[int, int], ...]) -> tuple:
-    size = dict(sizes)
-    symbols = [",".join("".join(opt_einsum.get_symbol(x) for x in lab) for lab in labels)]
-    equation = symbols[0] + "->" + "".join(opt_einsum.get_symbol(x) for x in output)
-    shapes = [tuple(size[x] for x in lab) for lab in labels]
-    path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=PATH_STRATEGY)
-    return tuple(tuple(step) for step in path)
-
-
-def _run(
-    operands: list[torch.Tensor],
-    labels: list[tuple[int, ...]],
-    output: tuple[int, ...],
-    mode: str,
-    records: list | None = None,
-) -> torch.Tensor:
-    """Contract ``operands`` down to ``output`` labels along a cached path (``mode`` "sum" or "max")."""
-    sizes = {}
-    for tensor, lab in zip(operands, labels):
-        sizes.update(zip(lab, tensor.shape))
-    path = _path(tuple(labels), output, tuple(sorted(sizes.items()))) if len(operands) > 1 else ()
-    operands, labels = list(operands), list(labels)
-    for step in path:
-        _contract_step(operands, labels, step, output, mode, records)
-    _contract_step(operands, labels, tuple(range(len(operands))), output, mode, records)
-    return operands[0]
-
-
-def _contract_step(
-    operands: list[torch.Tensor],
-    labels: list[tuple[int, ...]],
-    step: tuple[int, ...],
-    output: tuple[int, ...],
-    mode: str,
-    records: list | None,
-) -> None:
-    """Replace the operands at positions ``step`` by their contraction, appended at the end (opt_einsum's order)."""
-    picked = sorted(step, reverse=True)
-    tensors = [operands.pop(i) for i in picked]
-    scopes = [labels.pop(i) for i in picked]
-    needed = set(output).union(*labels)
-    out = output if not labels else tuple(dict.fromkeys(x for lab in scopes for x in lab if x in needed))
-    operands.append(_sum_product(tensors, scopes, out) if mode == "sum" else _max_sum(tensors, scopes, out, records))
-    labels.append(out)
-
-
-def _sum_product(tensors: list[torch.Tensor], scopes: list[tuple[int, ...]], out: tuple[int, ...]) -> torch.Tensor:
-    local = {x: i for i, x in enumerate(dict.fromkeys(x for lab in scopes + [out] for x in lab))}
-    args: list = []
-    for tensor, lab in zip(tensors, scopes):
-        args += [tensor, [local[x] for x in lab]]
-    return torch.einsum(*args, [local[x] for x in out])
-
-
-def _max_sum(tensors: list[torch.Tensor], scopes: list[tuple[int, ...]], out: tuple[int, ...], records: list) -> torch.Tensor:
-    union = tuple(dict.fromkeys(x for lab in scopes for x in lab))
-    total = None
-    for tensor, lab in zip(tensors, scopes):
-        aligned = tensor.permute([lab.index(x) for x in union if x in lab])
-        aligned = aligned.reshape([tensor.shape[lab.index(x)] if x in lab else 1 for x in union])
-        total = aligned if total is None else total + aligned
-    elim = tuple(x for x in union if x not in out)
-    total = total.permute([union.index(x) for x in out + elim])
-    if not elim:
-        return total
-    elim_sizes = tuple(total.shape[len(out):])
-    best, arg = total.reshape(total.shape[: len(out)] + (-1,)).max(-1)
-    records.append((out, elim, elim_sizes, arg))
-    return best

@@ -200,8 +200,8 @@ class LogDensity:
             trace = poutine.trace(poutine.condition(self.model, shaped)).get_trace(*self.args, **self.kwargs)
         total = log_jacobian
         for site in trace.nodes.values():
-            if site["type"] != "sample":
-                continue
+            if site["type"] != "sample" or site["infer"].get("_deterministic"):
+                continue  # a deterministic site's Delta log-prob is 0 by construction
             log_prob = site["fn"].log_prob(site["value"])
             log_prob = scale_and_mask(log_prob, site["scale"], site["mask"])
             if isinstance(log_prob, torch.Tensor) and log_prob.dim() > 0:

@@ -58,12 +58,8 @@ def _collect(trace: Any, names: Sequence[str], what: str, batch: int, shapes: Ma
     out = {}
     for name in names:
         site = trace.nodes[name]
-        if what == "log_prob":
-            log_prob = site["fn"].log_prob(site["value"])
-            batch_shape = tuple(shapes[name])
-            out[name] = unbatch(torch.broadcast_to(log_prob, log_prob.shape), batch, batch_shape)
-        else:
-            out[name] = unbatch(site["value"], batch, shapes[name])
+        value = site["fn"].log_prob(site["value"]) if what == "log_prob" else site["value"]
+        out[name] = unbatch(value, batch, shapes[name])
     return out
 
 
@@ -127,9 +123,7 @@ def run_over_draws(
                 for i in range(size):
                     values = {k: v[i] for k, v in chunk.items()}
                     trace = poutine.trace(poutine.condition(runner, values)).get_trace(*args, **kwargs)
-                    rows.append(_collect(trace, names, what, 1, {k: shapes[k] for k in names}) if what == "log_prob" else {
-                        name: trace.nodes[name]["value"].reshape((1,) + tuple(shapes[name])) for name in names
-                    })
+                    rows.append(_collect(trace, names, what, 1, shapes))
                 part = {name: torch.cat([row[name] for row in rows]) for name in names}
             for name in names:
                 results[name].append(part[name])

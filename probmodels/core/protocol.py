@@ -134,7 +134,14 @@ class UniformInit(poutine.messenger.Messenger):
         if fn.support.is_discrete:
             return
         shape = fn.shape()
-        transform = biject_to(fn.support)
+        try:
+            transform = biject_to(fn.support)
+        except NotImplementedError:
+            raise ModelSpecError(
+                f"latent site {msg['name']!r} has support {fn.support}, which has no map to unconstrained space; "
+                "sample it from a distribution with a standard support (real, positive, interval, simplex, "
+                "ordered, ...) and add other terms with pyro.factor."
+            ) from None
         unconstrained_shape = transform.inverse_shape(shape)
         proto = _prototype(fn)
         u = torch.rand(unconstrained_shape, generator=self.generator, dtype=proto.dtype, device=proto.device)
