@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     svi = fit_svi(
         eight_schools_model, data["sigma"], model_kwargs={"y": data["y"]}, guide="mvn", num_steps=args.svi_steps,
-        lr=0.02, num_samples=4000, seed=args.seed, progress_bar=not args.no_progress,
+        lr=0.02, lr_decay=0.02, tol=0, num_particles=4, num_samples=4000, seed=args.seed, progress_bar=not args.no_progress,
     )
     svi_seconds = time.perf_counter() - started
     print(f"\nSVI (full-rank Gaussian guide, {svi.attrs['num_steps']} steps) in {svi_seconds:.1f} s, next to NUTS:")

@@ -6,12 +6,14 @@ dims). A contraction path from ``opt_einsum`` is planned once per signature
 ``torch.einsum`` (sum-product) or as broadcast additions of log tables
 followed by a max over the eliminated labels (max-sum), whose arg-maxes
 :func:`backtrack` decodes into the maximising assignment. Labels are mapped to
-einsum letters per step, so networks with more than 52 variables work.
+einsum letters per step, so networks with more than 52 variables work (as
+long as no single step touches more than 52 labels).
 """
 
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import opt_einsum
 import torch
@@ -20,6 +22,8 @@ __all__ = ["PATH_STRATEGY", "sum_contract", "max_contract", "backtrack"]
 
 PATH_STRATEGY = "greedy"
 """``opt_einsum`` strategy for contraction paths (planning is cached, so a slower one may pay off)."""
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 Record = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], torch.Tensor]
 """One max-sum elimination: (kept labels, eliminated labels, their sizes, flat arg-max over the kept labels)."""
@@ -62,14 +66,38 @@ def _arange_at(label: int, sizes: dict[int, int], device: torch.device) -> torch
     return torch.arange(sizes[label], device=device).reshape(shape)
 
 
+class _Step(NamedTuple):
+    """One step of a plan: pop the operands at ``positions`` (descending), contract them, append the result."""
+
+    positions: tuple[int, ...]
+    scopes: tuple[tuple[int, ...], ...]
+    out: tuple[int, ...]
+    equation: str
+
+
 @functools.lru_cache(maxsize=256)
-def _path(labels: tuple[tuple[int, ...], ...], output: tuple[int, ...], sizes: tuple[tuple[int, int], ...]) -> tuple:
-    size = dict(sizes)
-    word = lambda lab: "".join(opt_einsum.get_symbol(x) for x in lab)  # noqa: E731
-    equation = ",".join(map(word, labels)) + "->" + word(output)
-    shapes = [tuple(size[x] for x in lab) for lab in labels]
-    path, _ = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=PATH_STRATEGY)
-    return tuple(tuple(step) for step in path)
+def _plan(
+    labels: tuple[tuple[int, ...], ...], output: tuple[int, ...], sizes: tuple[tuple[int, int], ...]
+) -> tuple[_Step, ...]:
+    """The opt_einsum path as steps with precomputed output labels and einsum equations (cached per signature)."""
+    path: list[tuple[int, ...]] = []
+    if len(labels) > 1:
+        size = dict(sizes)
+        word = lambda lab: "".join(opt_einsum.get_symbol(x) for x in lab)  # noqa: E731
+        shapes = [tuple(size[x] for x in lab) for lab in labels]
+        equation = ",".join(map(word, labels)) + "->" + word(output)
+        path = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=PATH_STRATEGY)[0]
+    remaining, steps = list(labels), []
+    for step in list(path) + [None]:
+        positions = tuple(sorted(step if step is not None else range(len(remaining)), reverse=True))
+        scopes = tuple(remaining.pop(i) for i in positions)
+        needed = set(output).union(*remaining)
+        out = output if not remaining else tuple(dict.fromkeys(x for lab in scopes for x in lab if x in needed))
+        local = {x: _LETTERS[i] for i, x in enumerate(dict.fromkeys(sum(scopes, out)))}
+        equation = ",".join("".join(local[x] for x in lab) for lab in scopes) + "->" + "".join(local[x] for x in out)
+        steps.append(_Step(positions, scopes, out, equation))
+        remaining.append(out)
+    return tuple(steps)
 
 
 def _run(
@@ -79,45 +107,23 @@ def _run(
     mode: str,
     records: list[Record] | None,
 ) -> torch.Tensor:
-    """Contract ``operands`` down to ``output`` labels along a cached path (``mode`` "sum" or "max")."""
+    """Contract ``operands`` down to ``output`` labels along a cached plan (``mode`` "sum" or "max")."""
     sizes = {}
     for tensor, lab in zip(operands, labels):
         sizes.update(zip(lab, tensor.shape))
-    path = _path(tuple(labels), output, tuple(sorted(sizes.items()))) if len(operands) > 1 else ()
-    operands, labels = list(operands), list(labels)
-    for step in path:
-        _contract_step(operands, labels, step, output, mode, records)
-    _contract_step(operands, labels, tuple(range(len(operands))), output, mode, records)
+    operands = list(operands)
+    for step in _plan(tuple(labels), output, tuple(sorted(sizes.items()))):
+        tensors = [operands.pop(i) for i in step.positions]
+        if mode == "sum":
+            operands.append(torch.einsum(step.equation, *tensors))
+        else:
+            operands.append(_max_sum(tensors, step.scopes, step.out, records))
     return operands[0]
 
 
-def _contract_step(
-    operands: list[torch.Tensor],
-    labels: list[tuple[int, ...]],
-    step: tuple[int, ...],
-    output: tuple[int, ...],
-    mode: str,
-    records: list[Record] | None,
-) -> None:
-    """Replace the operands at positions ``step`` by their contraction, appended at the end (opt_einsum's order)."""
-    picked = sorted(step, reverse=True)
-    tensors = [operands.pop(i) for i in picked]
-    scopes = [labels.pop(i) for i in picked]
-    needed = set(output).union(*labels)
-    out = output if not labels else tuple(dict.fromkeys(x for lab in scopes for x in lab if x in needed))
-    operands.append(_sum_product(tensors, scopes, out) if mode == "sum" else _max_sum(tensors, scopes, out, records))
-    labels.append(out)
-
-
-def _sum_product(tensors: list[torch.Tensor], scopes: list[tuple[int, ...]], out: tuple[int, ...]) -> torch.Tensor:
-    local = {x: i for i, x in enumerate(dict.fromkeys(x for lab in scopes + [out] for x in lab))}
-    args: list = []
-    for tensor, lab in zip(tensors, scopes):
-        args += [tensor, [local[x] for x in lab]]
-    return torch.einsum(*args, [local[x] for x in out])
-
-
-def _max_sum(tensors: list[torch.Tensor], scopes: list[tuple[int, ...]], out: tuple[int, ...], records: list[Record]) -> torch.Tensor:
+def _max_sum(
+    tensors: list[torch.Tensor], scopes: tuple[tuple[int, ...], ...], out: tuple[int, ...], records: list[Record]
+) -> torch.Tensor:
     union = tuple(dict.fromkeys(x for lab in scopes for x in lab))
     total = None
     for tensor, lab in zip(tensors, scopes):

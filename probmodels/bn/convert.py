@@ -77,7 +77,9 @@ def to_pgmpy(network: DiscreteBayesianNetwork) -> Any:
     pgmpy = _pgmpy()
     network.check_complete()
     if network.batch_shape:
-        raise ShapeError(f"pgmpy holds one network; this one has batch shape {tuple(network.batch_shape)}. Index a draw first.")
+        raise ShapeError(
+            f"pgmpy holds one network; this one has batch shape {tuple(network.batch_shape)}. Index a draw first."
+        )
     model = pgmpy.models.DiscreteBayesianNetwork()
     model.add_nodes_from(network.nodes)
     model.add_edges_from(network.edges)

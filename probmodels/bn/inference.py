@@ -64,7 +64,9 @@ class QueryResult(NamedTuple):
             return pd.Series(flat, index=index, name="probability")
         if batch == 1:
             return pd.DataFrame(flat, columns=index)
-        raise ShapeError(f"to_pandas handles at most one batch dim; probs has batch shape {tuple(self.probs.shape[:batch])}.")
+        raise ShapeError(
+            f"to_pandas handles at most one batch dim; probs has batch shape {tuple(self.probs.shape[:batch])}."
+        )
 
 
 class Inference:
@@ -109,7 +111,7 @@ class Inference:
         variables : sequence of node names
             Query variables.
         evidence : mapping, optional
-            ``{node: state}`` observations.
+            ``{node: state}`` observations (None/NaN values are ignored).
         joint : bool, default False
             Return one joint distribution instead of one marginal per variable.
         do : mapping, optional
@@ -154,12 +156,14 @@ class Inference:
         ev_vars, codes = self._frame_codes(evidence)
         return self._query(variables, ev_vars, codes, joint, do, lambda rows: evidence.iloc[rows[:3]].to_dict("records"))
 
-    def log_probability(self, evidence: Evidence | pd.DataFrame | None = None, *, do: Evidence | None = None) -> torch.Tensor:
+    def log_probability(
+        self, evidence: Evidence | pd.DataFrame | None = None, *, do: Evidence | None = None
+    ) -> torch.Tensor:
         """``log P(evidence)``: a scalar for a mapping, one value per row for a DataFrame (``-inf`` if impossible).
 
         For a DataFrame of complete rows this is the per-observation log-likelihood.
         """
-        ev_vars, codes = self._frame_codes(evidence) if isinstance(evidence, pd.DataFrame) else self._evidence_codes(evidence)
+        ev_vars, codes = self._codes(evidence)
         log_prob = ops.log_probability_of_evidence(self._net(do), ev_vars, self._align(codes))
         return log_prob.movedim(0, len(self._batch)) if codes.dim() > 1 else log_prob
 
@@ -185,19 +189,25 @@ class Inference:
             ``{node: state}``, or one row per evidence row (unbatched network only).
         """
         batched = isinstance(evidence, pd.DataFrame)
-        ev_vars, codes = self._frame_codes(evidence) if batched else self._evidence_codes(evidence)
+        ev_vars, codes = self._codes(evidence)
         if variables is None:
             observed = set(ev_vars) if not batched else {v for j, v in enumerate(ev_vars) if bool((codes[:, j] >= 0).all())}
             variables = [node for node in self._nodes if self._index[node] not in observed]
         query = self._variables(variables)
         result = ops.map_assignment(self._net(None), query, ev_vars, self._align(codes))
-        self._check_possible(result.log_prob, lambda rows: evidence.iloc[rows[:3]].to_dict("records") if batched else evidence)
+        self._check_possible(
+            result.log_prob, lambda rows: evidence.iloc[rows[:3]].to_dict("records") if batched else evidence
+        )
         names = [self._nodes[v] for v in query]
         if batched and not self._batch:
-            columns = {n: pd.Categorical.from_codes(result.codes[:, j].cpu().numpy(), self._states[n]) for j, n in enumerate(names)}
+            values = result.codes.cpu().numpy()
+            columns = {n: pd.Categorical.from_codes(values[:, j], self._states[n]) for j, n in enumerate(names)}
             return pd.DataFrame(columns, index=evidence.index)
         if batched or self._batch:
-            raise ShapeError("map_query returns names for an unbatched network and single evidence; use probmodels.bn.ops.map_assignment for codes.")
+            raise ShapeError(
+                "map_query names the states for an unbatched network; "
+                "use probmodels.bn.ops.map_assignment for the codes on a batched one."
+            )
         return {n: self._states[n][int(c)] for n, c in zip(names, result.codes.tolist())}
 
     # ------------------------------------------------------------------ sampling
@@ -235,9 +245,8 @@ class Inference:
         ev_vars, ev_codes = self._evidence_codes(evidence)
         draws = ops.sample(self._tensors, num_samples, ev_vars, ev_codes, generator)
         values = draws.codes.cpu().numpy()
-        frame = pd.DataFrame(
-            {n: values[:, i] if codes else pd.Categorical.from_codes(values[:, i], self._states[n]) for i, n in enumerate(self._nodes)}
-        )
+        column = lambda i, n: values[:, i] if codes else pd.Categorical.from_codes(values[:, i], self._states[n])  # noqa: E731
+        frame = pd.DataFrame({n: column(i, n) for i, n in enumerate(self._nodes)})
         if ev_vars:
             frame["_weight"] = draws.log_weights.exp().cpu().numpy()
         return frame
@@ -273,7 +282,8 @@ class Inference:
         self._check_possible(mass.squeeze(-1).log(), lambda rows: dict(evidence or {}))
         probs = (totals / mass).reshape(totals.shape[:-1] + tuple(self._tensors.cards[v] for v in query))
         log_evidence = torch.logsumexp(draws.log_weights, 0) - np.log(num_samples)
-        return QueryResult(tuple(self._nodes[v] for v in query), tuple(self._states[self._nodes[v]] for v in query), probs, log_evidence)
+        names = tuple(self._nodes[v] for v in query)
+        return QueryResult(names, tuple(self._states[n] for n in names), probs, log_evidence)
 
     # ------------------------------------------------------------------ helpers
 
@@ -296,7 +306,8 @@ class Inference:
     def _net(self, do: Evidence | None) -> ops.NetworkTensors:
         if not do:
             return self._tensors
-        return ops.intervene(self._tensors, {self._index[self._node(n)]: self.network.state_code(n, s) for n, s in do.items()})
+        forced = {self._index[self._node(n)]: self.network.state_code(n, s) for n, s in do.items()}
+        return ops.intervene(self._tensors, forced)
 
     def _align(self, codes: torch.Tensor) -> torch.Tensor:
         """Put the rows of batched evidence in front of the network's batch dims."""
@@ -315,10 +326,13 @@ class Inference:
         return tuple(self._index[self._node(n)] for n in variables)
 
     def _evidence_codes(self, evidence: Evidence | None) -> tuple[tuple[int, ...], torch.Tensor]:
-        items = [(n, s) for n, s in (evidence or {}).items() if s is not None]
+        items = [(n, s) for n, s in (evidence or {}).items() if not (pd.api.types.is_scalar(s) and pd.isna(s))]
         ev_vars = tuple(self._index[self._node(n)] for n, _ in items)
         codes = [self.network.state_code(n, s) for n, s in items]
         return ev_vars, torch.tensor(codes, dtype=torch.long, device=self.network.device)
+
+    def _codes(self, evidence: Evidence | pd.DataFrame | None) -> tuple[tuple[int, ...], torch.Tensor]:
+        return self._frame_codes(evidence) if isinstance(evidence, pd.DataFrame) else self._evidence_codes(evidence)
 
     def _frame_codes(self, frame: pd.DataFrame) -> tuple[tuple[int, ...], torch.Tensor]:
         if not isinstance(frame, pd.DataFrame):

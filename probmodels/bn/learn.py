@@ -30,7 +30,7 @@ from .._validation import check_positive_int, check_probability
 from ..exceptions import ConvergenceWarning, DataError, ModelSpecError
 from . import ops
 from .inference import Inference, encode_column
-from .network import DiscreteBayesianNetwork
+from .network import DiscreteBayesianNetwork, topological_order
 
 __all__ = [
     "PRIORS",
@@ -99,7 +99,9 @@ class DirichletPosterior:
     posterior of each row is ``Dirichlet(pseudo_counts + counts)``.
     """
 
-    def __init__(self, design: _Design, counts: dict[Hashable, torch.Tensor], pseudo_counts: dict[Hashable, torch.Tensor]) -> None:
+    def __init__(
+        self, design: _Design, counts: dict[Hashable, torch.Tensor], pseudo_counts: dict[Hashable, torch.Tensor]
+    ) -> None:
         self._design = design._replace(codes=design.codes[:0])
         self.counts = counts
         self.pseudo_counts = pseudo_counts
@@ -259,7 +261,11 @@ def dirichlet_posterior(
     if prior not in PRIORS:
         raise ModelSpecError(f"prior must be one of {PRIORS}, got {prior!r}.")
     design = _prepare(structure, data, state_names, device)
-    _refuse_missing(design, data, "the Dirichlet posterior has no closed form with missing cells; impute them, use maximum_likelihood(..., missing='em')")
+    remedy = (
+        "the Dirichlet posterior has no closed form with missing cells; "
+        "impute them, use maximum_likelihood(..., missing='em')"
+    )
+    _refuse_missing(design, data, remedy)
     counts = {n: _counts(design, n) for n in design.nodes}
     alphas = {n: _pseudo_counts(n, counts[n], prior, equivalent_sample_size, pseudo_counts) for n in design.nodes}
     return DirichletPosterior(design, counts, alphas)
@@ -304,7 +310,9 @@ def _prepare(structure: Structure, data: pd.DataFrame, state_names: Mapping | No
     absent = [n for n in graph if n not in data.columns]
     if absent:
         raise DataError(f"data has no column for nodes {absent}; its columns are {list(data.columns)}.")
-    nodes = tuple(nx.topological_sort(graph))
+    nodes = topological_order(graph)
+    if not nodes:
+        raise ModelSpecError("the structure has no nodes; pass a network, a DiGraph or a list of edges.")
     has_cpd = lambda n: template is not None and template.has_cpd(n)  # noqa: E731
     parents = {n: template.parents(n) if has_cpd(n) else tuple(sorted(graph.predecessors(n), key=str)) for n in nodes}
     states = {}
@@ -320,10 +328,12 @@ def _prepare(structure: Structure, data: pd.DataFrame, state_names: Mapping | No
             try:
                 states[n] = tuple(sorted(column.dropna().unique().tolist()))
             except TypeError:
-                raise DataError(f"column {n!r} mixes value types that cannot be sorted; pass state_names={{{n!r}: [...]}}.") from None
+                raise DataError(
+                    f"column {n!r} mixes value types that cannot be sorted; pass state_names={{{n!r}: [...]}}."
+                ) from None
         if not states[n]:
             raise DataError(f"column {n!r} has no observed value, so its states are unknown; pass state_names.")
-    codes = np.stack([encode_column(data[n], states[n], n) for n in nodes], -1) if len(data) else np.zeros((0, len(nodes)), np.int64)
+    codes = np.stack([encode_column(data[n], states[n], n) for n in nodes], -1).reshape(len(data), len(nodes))
     return _Design(nodes, parents, states, torch.as_tensor(codes, device=device))
 
 
@@ -358,11 +368,15 @@ def _pseudo_counts(node: Hashable, counts: torch.Tensor, prior: str, ess: float,
             raise ModelSpecError(f"equivalent_sample_size must be > 0, got {ess!r}; a common choice is 1 or 10.")
         return torch.full_like(counts, float(ess) / counts.numel())
     if pseudo is None:
-        raise ModelSpecError("prior='dirichlet' needs pseudo_counts: a positive number or {node: array (*parent_cards, card)}.")
+        raise ModelSpecError(
+            "prior='dirichlet' needs pseudo_counts: a positive number or {node: array (*parent_cards, card)}."
+        )
     value = pseudo[node] if isinstance(pseudo, Mapping) else pseudo
     alpha = torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=counts.dtype, device=counts.device)
     if alpha.dim() and tuple(alpha.shape) != tuple(counts.shape):
-        raise ModelSpecError(f"pseudo_counts[{node!r}] has shape {tuple(alpha.shape)}; expected (*parent_cards, card) = {tuple(counts.shape)}.")
+        raise ModelSpecError(
+            f"pseudo_counts[{node!r}] has shape {tuple(alpha.shape)}; expected (*parent_cards, card) = {tuple(counts.shape)}."
+        )
     if not bool((alpha > 0).all()):
         raise ModelSpecError(f"pseudo_counts for {node!r} must all be > 0 (Dirichlet parameters).")
     return alpha.expand_as(counts).clone()
@@ -372,7 +386,9 @@ def _em(design: _Design, max_iter: int, tol: float) -> DiscreteBayesianNetwork:
     codes, cards = design.codes, design.cards()
     unobserved = [n for n, all_missing in zip(design.nodes, (codes < 0).all(0).tolist()) if all_missing]
     if unobserved:
-        raise DataError(f"columns {unobserved} are entirely missing (latent variables); EM for latent variables is not supported yet.")
+        raise DataError(
+            f"columns {unobserved} are entirely missing (latent variables); EM for latent variables is not supported yet."
+        )
     families = {n: design.family(n) for n in design.nodes}
     incomplete = {n: (codes[:, f[0] + [f[1]]] < 0).any(1) for n, f in families.items()}
     tables = {n: _normalise(_counts(design, n, ~incomplete[n]) + 1) for n in design.nodes}
@@ -391,5 +407,6 @@ def _em(design: _Design, max_iter: int, tol: float) -> DiscreteBayesianNetwork:
             break
         previous = loglik
     else:
-        warnings.warn(f"EM did not converge in {max_iter} iterations (log-likelihood {loglik:.6g}); raise max_iter.", ConvergenceWarning, stacklevel=3)
+        message = f"EM did not converge in {max_iter} iterations (log-likelihood {loglik:.6g}); raise max_iter."
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)
     return design.network(tables)

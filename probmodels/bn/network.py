@@ -25,7 +25,11 @@ from . import ops
 __all__ = ["CPD", "DiscreteBayesianNetwork", "do", "SUM_TOLERANCE"]
 
 SUM_TOLERANCE = 1e-6
-"""Largest accepted deviation of a CPT row sum from one."""
+"""Largest accepted deviation of a CPT row sum from one; accepted rows are rescaled to sum to one.
+
+Rescaling makes every query see one proper distribution: exact inference drops
+barren nodes, which is exact only when their rows sum to one (several bnlearn
+networks, e.g. alarm and sachs, have rows that are off by 1e-7)."""
 
 _SHOWN = 5
 
@@ -112,8 +116,8 @@ class DiscreteBayesianNetwork:
 
     @property
     def nodes(self) -> tuple[Hashable, ...]:
-        """Nodes in the topological order used by :meth:`tensors`."""
-        return tuple(nx.topological_sort(self._graph))
+        """Nodes in the topological order used by :meth:`tensors` (ties keep insertion order)."""
+        return topological_order(self._graph)
 
     @property
     def edges(self) -> tuple[tuple[Hashable, Hashable], ...]:
@@ -190,7 +194,8 @@ class DiscreteBayesianNetwork:
         states : sequence
             Distinct names of its states.
         table : array-like
-            ``(*batch, *parent_cards, card)`` probabilities; rows sum to one.
+            ``(*batch, *parent_cards, card)`` probabilities; rows must sum to
+            one within :data:`SUM_TOLERANCE` and are stored rescaled to sum to one.
 
         Raises
         ------
@@ -210,7 +215,8 @@ class DiscreteBayesianNetwork:
         if extra:
             raise ModelSpecError(
                 f"the graph has edges into {node!r} from {sorted(map(repr, extra))} that its CPD does not list as "
-                f"parents {parents}; add them to the CPD's parents (and table axes) or build the network without those edges."
+                f"parents {parents}; add them to the CPD's parents (and table axes) or build the network without "
+                "those edges."
             )
         for parent in parents:
             self._check_acyclic(parent, node)
@@ -337,7 +343,10 @@ class DiscreteBayesianNetwork:
         if table.dim() < ndim or any(k is not None and k != r for k, r in zip(known + [len(states)], received)):
             hint = ""
             if parents and None not in known and tuple(table.shape) == (len(states), int(np.prod(known))):
-                hint = " It looks like pgmpy's (card, parent configurations) layout: pass table.T.reshape(*parent_cards, card)."
+                hint = (
+                    " It looks like pgmpy's (card, parent configurations) layout: "
+                    "pass table.T.reshape(*parent_cards, card)."
+                )
             raise ModelSpecError(
                 f"the CPT of {node!r} has shape {tuple(table.shape)} but parents {parents} and {len(states)} states "
                 f"{states} need shape (*batch, *parent_cards, card) = (..., {', '.join(map(str, shown))}).{hint}"
@@ -359,7 +368,7 @@ class DiscreteBayesianNetwork:
                         f"{c.table.shape[axis]} along the axis of {node!r}; make the cardinalities agree."
                     )
         self._check_values(node, parents, states, table)
-        return table
+        return table / table.sum(-1, keepdim=True)
 
     def _check_values(self, node: Hashable, parents: tuple, states: tuple, table: torch.Tensor) -> None:
         batch_dims = table.dim() - len(parents) - 1
@@ -394,6 +403,12 @@ class DiscreteBayesianNetwork:
         if states:
             parts.append(f"state {states[index[-1]]!r}")
         return ", ".join(parts)
+
+
+def topological_order(graph: nx.DiGraph) -> tuple[Hashable, ...]:
+    """Topological order of ``graph`` that keeps the insertion order of the nodes where the edges allow."""
+    position = {node: i for i, node in enumerate(graph)}
+    return tuple(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
 
 
 def do(network: DiscreteBayesianNetwork, interventions: Mapping[Hashable, Hashable]) -> DiscreteBayesianNetwork:

@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import torch
 
+from .._validation import check_positive_int
 from ..exceptions import DataError, ShapeError
 from . import contract
 
@@ -98,7 +99,7 @@ class Samples(NamedTuple):
 def batch_shape(net: NetworkTensors) -> torch.Size:
     """Broadcast batch shape of the tables of ``net``."""
     _check_net(net)
-    return torch.broadcast_shapes(*(t.shape[: t.dim() - len(p) - 1] for t, p in zip(net.tables, net.parents)))
+    return _table_batch(net)
 
 
 def log_probability_of_evidence(
@@ -146,10 +147,10 @@ def marginals(
         ``probs`` ``(..., *cards[query])`` and ``log_evidence`` ``(...)``.
     """
     query = _check_vars(net, query, "query")
-    operands, labels, batch = _operands(net, query, evidence_vars, evidence, log=False)
-    output = tuple(_batch_labels(net, batch)) + query
+    operands, labels, batch, present = _operands(net, query, evidence_vars, evidence, log=False)
     if operands:
-        joint = contract.sum_contract(operands, labels, output).reshape(batch + tuple(net.cards[v] for v in query))
+        joint = contract.sum_contract(operands, labels, tuple(present) + query)
+        joint = _expand_batch(joint, batch, present, len(net.cards))
     else:
         joint = net.tables[0].new_ones(batch)
     dims = tuple(range(len(batch), joint.dim()))
@@ -173,12 +174,12 @@ def mpe(net: NetworkTensors, evidence_vars: Sequence[int] = (), evidence: torch.
         ``codes`` ``(..., V)`` (observed variables at their evidence) and
         ``log_prob`` ``(...)`` ``= max_x log P(x, evidence)``.
     """
-    operands, labels, batch = _operands(net, None, evidence_vars, evidence, log=True)
-    batch_labels = _batch_labels(net, batch)
-    log_prob, records = contract.max_contract(operands, labels, tuple(batch_labels))
-    assigned = contract.backtrack(records, batch_labels, log_prob.device)
+    operands, labels, batch, present = _operands(net, None, evidence_vars, evidence, log=True)
+    log_prob, records = contract.max_contract(operands, labels, tuple(present))
+    assigned = contract.backtrack(records, present, log_prob.device)
     codes = torch.stack([assigned[v] for v in range(len(net.cards))], -1)
-    return Assignment(codes.reshape(batch + (len(net.cards),)), log_prob.reshape(batch))
+    V = len(net.cards)
+    return Assignment(_expand_batch(codes, batch, present, V), _expand_batch(log_prob, batch, present, V))
 
 
 def map_assignment(
@@ -206,19 +207,18 @@ def map_assignment(
         ``codes`` ``(..., len(query))`` and ``log_prob`` ``(...) = log P(q*, evidence)``.
     """
     query = _check_vars(net, query, "query")
+    if not query:
+        raise DataError("map_assignment needs at least one query variable.")
     if set(query) | set(evidence_vars) >= set(range(len(net.cards))):
         best = mpe(net, evidence_vars, evidence)
         return Assignment(best.codes[..., list(query)], best.log_prob)
     result = marginals(net, query, evidence_vars, evidence)
-    ndim = result.log_evidence.dim()
-    flat = result.probs.flatten(ndim) if query else result.probs.unsqueeze(-1)
-    best, index = flat.max(-1)
+    best, index = result.probs.flatten(result.log_evidence.dim()).max(-1)
     codes = []
     for v in reversed(query):
         codes.append(index % net.cards[v])
         index = index // net.cards[v]
-    codes = torch.stack(codes[::-1], -1) if codes else index.unsqueeze(-1)[..., :0]
-    return Assignment(codes, best.log() + result.log_evidence)
+    return Assignment(torch.stack(codes[::-1], -1), best.log() + result.log_evidence)
 
 
 def intervene(net: NetworkTensors, interventions: Mapping[int, int]) -> NetworkTensors:
@@ -241,7 +241,9 @@ def intervene(net: NetworkTensors, interventions: Mapping[int, int]) -> NetworkT
     for v, state in interventions.items():
         _check_vars(net, (v,), "intervention")
         if isinstance(state, bool) or not isinstance(state, numbers.Integral) or not 0 <= state < net.cards[v]:
-            raise DataError(f"intervention on variable {v} sets state {state!r}; expected an integer in [0, {net.cards[v]}).")
+            raise DataError(
+                f"intervention on variable {v} sets state {state!r}; expected an integer in [0, {net.cards[v]})."
+            )
         parents[v] = ()
         point = torch.zeros(net.cards[v], dtype=tables[v].dtype, device=tables[v].device)
         point[state] = 1
@@ -277,9 +279,10 @@ def sample(
     Samples
         ``codes`` ``(num_samples, ..., V)`` and ``log_weights`` ``(num_samples, ...)``.
     """
+    num_samples = check_positive_int(num_samples, "num_samples")
     evidence_vars, evidence = _check_evidence(net, evidence_vars, evidence)
     ref = net.tables[0]
-    batch = (num_samples,) + torch.broadcast_shapes(batch_shape(net), evidence.shape[:-1])
+    batch = (num_samples,) + torch.broadcast_shapes(_table_batch(net), evidence.shape[:-1])
     observed = {v: evidence[..., j].expand(batch) for j, v in enumerate(evidence_vars)}
     codes = torch.zeros(batch + (len(net.cards),), dtype=torch.long, device=ref.device)
     log_weights = torch.zeros(batch, dtype=ref.dtype, device=ref.device)
@@ -302,9 +305,7 @@ def sample(
     return Samples(codes, log_weights)
 
 
-def family_counts(
-    codes: torch.Tensor, cards: Sequence[int], parents: Sequence[int], child: int, weights: torch.Tensor | None = None
-) -> torch.Tensor:
+def family_counts(codes: torch.Tensor, cards: Sequence[int], parents: Sequence[int], child: int) -> torch.Tensor:
     """Contingency table ``N[*parent_states, child_state]`` of complete data rows.
 
     Parameters
@@ -317,14 +318,11 @@ def family_counts(
         The parents, in the order of the table's axes.
     child : int
         The child variable.
-    weights : torch.Tensor, optional
-        ``(N,)`` row weights (e.g. posterior probabilities in an EM step).
 
     Returns
     -------
     torch.Tensor
-        ``(*cards[parents], cards[child])`` counts, float in ``weights``' dtype
-        (float64 without weights).
+        ``(*cards[parents], cards[child])`` float64 counts on the device of ``codes``.
     """
     family = list(parents) + [child]
     columns = codes[:, family]
@@ -334,9 +332,8 @@ def family_counts(
     for j, v in enumerate(family):
         flat = flat * cards[v] + columns[:, j]
     shape = tuple(cards[v] for v in family)
-    size = int(torch.Size(shape).numel())
-    weights = weights if weights is not None else torch.ones(codes.shape[0], dtype=torch.float64, device=codes.device)
-    return torch.zeros(size, dtype=weights.dtype, device=codes.device).index_add_(0, flat, weights).reshape(shape)
+    size = torch.Size(shape).numel()
+    return torch.bincount(flat, minlength=size).to(torch.float64).reshape(shape)
 
 
 def dirichlet_log_marginal(counts: torch.Tensor, pseudo_counts: torch.Tensor) -> torch.Tensor:
@@ -375,13 +372,19 @@ def _check_net(net: NetworkTensors) -> None:
         )
     for v, (parents, table) in enumerate(zip(net.parents, net.tables)):
         if any(not 0 <= p < v for p in parents):
-            raise ShapeError(f"variable {v} has parents {parents}; variables must be numbered topologically (parents < child).")
+            raise ShapeError(
+                f"variable {v} has parents {parents}; variables must be numbered topologically (parents < child)."
+            )
         expected = tuple(net.cards[p] for p in parents) + (net.cards[v],)
         if table.dim() < len(expected) or tuple(table.shape[table.dim() - len(expected):]) != expected:
             raise ShapeError(
                 f"the CPT of variable {v} has shape {tuple(table.shape)}; expected (..., *parent_cards, card) "
                 f"ending in {expected}."
             )
+
+
+def _table_batch(net: NetworkTensors) -> torch.Size:
+    return torch.broadcast_shapes(*(t.shape[: t.dim() - len(p) - 1] for t, p in zip(net.tables, net.parents)))
 
 
 def _check_vars(net: NetworkTensors, variables: Sequence[int], what: str) -> tuple[int, ...]:
@@ -413,23 +416,25 @@ def _check_evidence(
             f"evidence variable {evidence_vars}."
         )
     evidence = evidence.long()
-    for j, v in enumerate(evidence_vars):
-        column = evidence[..., j]
-        if bool(((column < -1) | (column >= net.cards[v])).any()):
-            raise DataError(
-                f"evidence column {j} (variable {v}) holds codes outside [-1, {net.cards[v]}), e.g. "
-                f"{column[(column < -1) | (column >= net.cards[v])][:3].tolist()}; -1 marks 'not observed'."
-            )
+    cards = torch.tensor([net.cards[v] for v in evidence_vars], dtype=torch.long, device=device)
+    bad = (evidence < -1) | (evidence >= cards)
+    if bool(bad.any()):
+        j = int(bad.reshape(-1, len(evidence_vars)).any(0).nonzero()[0])
+        raise DataError(
+            f"evidence column {j} (variable {evidence_vars[j]}) holds codes outside [-1, {int(cards[j])}), e.g. "
+            f"{evidence[..., j][bad[..., j]][:3].tolist()}; -1 marks 'not observed'."
+        )
     return evidence_vars, evidence
 
 
 # ----------------------------------------------------------------------------- contraction
 
 
-def _batch_labels(net: NetworkTensors, batch: tuple[int, ...]) -> dict[int, int]:
-    """Einsum labels (after the variable labels) of the batch dims bigger than one, with their sizes."""
-    first = len(net.cards)
-    return {first + i: size for i, size in enumerate(batch) if size != 1}
+def _expand_batch(tensor: torch.Tensor, batch: tuple[int, ...], present: dict[int, int], first: int) -> torch.Tensor:
+    """Give a contraction result over the ``present`` batch labels (then other axes) the full ``batch`` shape."""
+    trailing = tuple(tensor.shape[len(present) :])
+    shape = tuple(size if first + i in present else 1 for i, size in enumerate(batch))
+    return tensor.reshape(shape + trailing).expand(batch + trailing)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -449,22 +454,24 @@ def _operands(
     evidence_vars: Sequence[int],
     evidence: torch.Tensor | None,
     log: bool,
-) -> tuple[list[torch.Tensor], list[tuple[int, ...]], tuple[int, ...]]:
+) -> tuple[list[torch.Tensor], list[tuple[int, ...]], tuple[int, ...], dict[int, int]]:
     """CPTs (pruned to the ancestors of query and evidence unless ``query`` is None) and evidence indicators.
 
     Batch dims of size one are squeezed out so that the path planner sees the
-    true sizes; every other batch dim gets its own label.
+    true sizes; every other batch dim gets its own label. Returns the operands,
+    their labels, the broadcast batch shape and ``{label: size}`` of the batch
+    labels that occur in some operand.
     """
     evidence_vars, evidence = _check_evidence(net, evidence_vars, evidence)
-    batch = tuple(torch.broadcast_shapes(batch_shape(net), evidence.shape[:-1]))
-    labels_of = _batch_labels(net, batch)
-    kept = range(len(net.cards)) if query is None else _relevant(net.parents, frozenset(query + evidence_vars))
+    batch = tuple(torch.broadcast_shapes(_table_batch(net), evidence.shape[:-1]))
+    first = len(net.cards)
+    kept = range(first) if query is None else _relevant(net.parents, frozenset(query + evidence_vars))
     operands, labels = [], []
 
     def add(tensor: torch.Tensor, scope: tuple[int, ...]) -> None:
         lead = tuple(tensor.shape[: tensor.dim() - len(scope)])
         lead = (1,) * (len(batch) - len(lead)) + lead
-        own = tuple(len(net.cards) + i for i, size in enumerate(lead) if size != 1)
+        own = tuple(first + i for i, size in enumerate(lead) if size != 1)
         tensor = tensor.reshape([size for size in lead if size != 1] + list(tensor.shape[tensor.dim() - len(scope) :]))
         operands.append(tensor.log() if log else tensor)
         labels.append(own + scope)
@@ -475,4 +482,6 @@ def _operands(
         codes = evidence[..., j]
         indicator = torch.nn.functional.one_hot(codes.clamp(min=0), net.cards[v]).to(net.tables[v].dtype)
         add(torch.where((codes < 0).unsqueeze(-1), torch.ones_like(indicator), indicator), (v,))
-    return operands, labels, batch
+    used = set().union(*labels)
+    present = {first + i: size for i, size in enumerate(batch) if first + i in used}
+    return operands, labels, batch, present

@@ -142,7 +142,7 @@ def fit_svi(
     init_scale
         Initial scale of the guide.
     tol, window
-        Stop when, twice in a row, the mean loss of the last ``window`` steps
+        Stop when, three times in a row, the mean loss of the last ``window`` steps
         improves on the window before by less than ``tol`` (relative) or by
         less than its Monte Carlo noise (two standard errors); ``tol=0``
         runs every step.
@@ -273,7 +273,7 @@ def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
         if tol > 0 and (step + 1) % window == 0 and len(losses) >= 2 * window:
             quiet_windows = quiet_windows + 1 if _stalled(losses, window, tol) else 0
-            if quiet_windows >= 2:
+            if quiet_windows >= 3:
                 converged = True
                 break
     bar.close()
