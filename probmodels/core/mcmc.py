@@ -23,6 +23,8 @@ from .setup import prepare_fit
 __all__ = ["fit_mcmc", "sample_log_density"]
 
 KERNELS = ("nuts", "pyro")
+COMPILE_MODES = ("auto", "inductor", "script", "none")
+AUTO_INDUCTOR_ITERATIONS = 1000
 _STATS = ("diverging", "tree_depth", "n_steps", "acceptance_rate", "energy", "step_size", "lp")
 
 
@@ -38,11 +40,12 @@ def fit_mcmc(
     max_tree_depth: int = 10,
     dense_mass: bool = False,
     adapt_pooled: bool = False,
+    num_superchains: int | None = None,
     init_values: Mapping[str, Any] | None = None,
     init_radius: float = 2.0,
     seed: int = 0,
     vectorize: str = "auto",
-    compile: bool = True,
+    compile: bool | str = "auto",
     observed: Sequence[str] | None = None,
     progress_bar: bool = True,
     device: str | torch.device | None = None,
@@ -79,6 +82,11 @@ def fit_mcmc(
         Adapt a dense metric instead of a diagonal one.
     adapt_pooled
         Share the step size and metric across chains (useful with many chains).
+    num_superchains
+        Many-chain mode: split the chains into this many superchains (it must
+        divide ``num_chains``), each starting from one common random point,
+        and judge convergence by nested R-hat (Margossian et al. 2024), which
+        short chains can pass; ESS is then asked per superchain.
     init_values
         Initial constrained values ``site -> value`` for every chain; default
         is Stan's uniform(-init_radius, init_radius) in unconstrained space.
@@ -90,10 +98,14 @@ def fit_mcmc(
         How chains are batched through the model: ``"auto"``, ``"plate"``,
         ``"vmap"`` or ``"loop"`` (see :class:`~probmodels.core.density.LogDensity`).
     compile
-        Trace each leapfrog step, with the log density's gradient and the
-        tree bookkeeping, into one graph (several times faster for small
-        models); falls back to eager evaluation when the model cannot be
-        traced (e.g. Python control flow on latent values).
+        Compile each leapfrog step, with the log density's gradient and the
+        tree bookkeeping, into one graph: ``"inductor"`` (TorchInductor
+        kernels; a few seconds to compile, then the fastest), ``"script"``
+        (TorchScript; compiles at once, slower per step), ``"auto"`` or True
+        (inductor for runs of at least 1000 iterations, TorchScript for
+        shorter ones), ``"none"`` or False (eager). A model that cannot be
+        traced (e.g. Python control flow on latent values) runs eagerly;
+        ``posterior.attrs["compiled"]`` says which one ran.
     observed
         Names of the likelihood sites, if they differ from the model's.
     progress_bar
@@ -121,6 +133,14 @@ def fit_mcmc(
         raise ModelSpecError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
     if vectorize not in VECTORIZE_MODES:
         raise ModelSpecError(f"vectorize must be one of {VECTORIZE_MODES}, got {vectorize!r}.")
+    backends = compile_backends(compile, num_warmup + num_samples)
+    if num_superchains is not None:
+        num_superchains = check_positive_int(num_superchains, "num_superchains")
+        if num_superchains < 2 or num_chains % num_superchains:
+            raise ModelSpecError(
+                f"num_superchains must be >= 2 and divide num_chains={num_chains}, got {num_superchains}; "
+                f"e.g. num_chains=256 with num_superchains=16."
+            )
     setup = prepare_fit(model, model_args, model_kwargs, seed=seed, observed=observed, device=device)
     args, kwargs, dev, dtype, generator, info = setup.args, setup.kwargs, setup.device, setup.dtype, setup.generator, setup.info
     settings = dict(
@@ -138,22 +158,39 @@ def fit_mcmc(
         probe = uniform_points(max(num_chains, 2), info.dim, init_radius, like, generator)
         with without_validation():
             target = LogDensity(model, args, kwargs, info, vectorize=vectorize, probe=probe)
-            start = probe[:num_chains] if init_values is None else _initial_from_values(target, info, init_values, num_chains, dtype, dev)
+            if init_values is not None:
+                start = _initial_from_values(target, info, init_values, num_chains, dtype, dev)
+            elif num_superchains is not None:
+                start = probe[:num_superchains].repeat_interleave(num_chains // num_superchains, dim=0)
+            else:
+                start = probe[:num_chains]
             positions, stats, compiled = _run_nuts(
                 target, start, generator, init_radius=init_radius, fixed_init=init_values is not None,
-                compile=compile, progress_bar=progress_bar, **settings,
+                backends=backends, progress_bar=progress_bar, **settings,
             )
             flat = target.constrain(positions.reshape(num_chains * num_samples, info.dim))
         draws = {k: v.reshape((num_chains, num_samples) + tuple(v.shape[1:])) for k, v in flat.items()}
         mode = target.mode
         settings["compiled"] = compiled
     elapsed = time.perf_counter() - started
+    if num_superchains is not None:
+        settings["num_superchains"] = num_superchains
     posterior = _build_posterior(model, args, kwargs, info, draws, stats, mode, kernel, settings, elapsed)
     from ..diagnostics.convergence import check_convergence
 
     for message in check_convergence(posterior).messages:
         warnings.warn(message, ConvergenceWarning, stacklevel=2)
     return posterior
+
+
+def compile_backends(compile: bool | str, iterations: int) -> tuple[str, ...]:
+    """The graph backends to try, in order, for ``fit_mcmc(compile=...)`` on a run of ``iterations``."""
+    mode = ("auto" if compile else "none") if isinstance(compile, bool) else compile
+    if mode not in COMPILE_MODES:
+        raise ModelSpecError(f"compile must be one of {COMPILE_MODES} or a bool, got {compile!r}.")
+    if mode == "auto":
+        mode = "inductor" if iterations >= AUTO_INDUCTOR_ITERATIONS else "script"
+    return {"inductor": ("inductor", "script"), "script": ("script",), "none": ()}[mode]
 
 
 def _initial_from_values(
@@ -251,7 +288,8 @@ def sample_log_density(
         num_samples=check_positive_int(num_samples, "num_samples"), num_warmup=check_non_negative_int(num_warmup, "num_warmup"),
         num_chains=initial_position.shape[0], target_accept=check_probability(target_accept, "target_accept"),
         max_tree_depth=check_positive_int(max_tree_depth, "max_tree_depth"), dense_mass=dense_mass, adapt_pooled=adapt_pooled,
-        init_radius=2.0, fixed_init=True, compile=True, progress_bar=progress_bar, seed=seed,
+        init_radius=2.0, fixed_init=True, backends=compile_backends("auto", num_warmup + num_samples),
+        progress_bar=progress_bar, seed=seed,
     )[:2]
 
 
@@ -269,19 +307,19 @@ def _run_nuts(
     adapt_pooled: bool,
     init_radius: float,
     fixed_init: bool,
-    compile: bool,
+    backends: Sequence[str],
     progress_bar: bool,
     seed: int,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], str]:
     """Warm up and sample; returns unconstrained draws ``(chains, samples, dim)``,
-    sample stats, and whether the leaf update ran compiled."""
+    sample stats, and the graph backend of the leaf update (``"eager"`` when none)."""
     position, log_density, grad = initial_points(target, start, radius=init_radius, generator=generator, fixed=fixed_init)
     state = ChainState(position, log_density, grad)
     chains, dim = position.shape
     eye = torch.eye(dim, dtype=position.dtype, device=position.device)
     metric = Metric.from_inverse_mass(eye.expand(chains, dim, dim).clone() if dense_mass else torch.ones_like(position))
     kernel = NUTSKernel(target, max_tree_depth=max_tree_depth)
-    compiled = kernel.compile(state, metric, generator) if compile else False
+    compiled = (kernel.compile(state, metric, generator, backends) if backends else None) or "eager"
 
     def heuristic(step: torch.Tensor) -> torch.Tensor:
         step = find_reasonable_step_size(target, state, step, metric, generator)

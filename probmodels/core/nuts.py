@@ -13,11 +13,11 @@ that turn or diverge).
 Everything one leaf of a subtree does (the leapfrog step with the log
 density's gradient, the energy error, the progressive sample, the checkpoint
 bookkeeping and the U-turn checks) is one pure tensor function,
-:func:`leaf_update`. :class:`NUTSKernel` traces it once into a single graph
-(``make_fx`` in fake-tensor mode, run by TorchScript), which removes the
-Python overhead of the per-leaf bookkeeping and of the model; when tracing is
-impossible, or a traced call raises (a failed Cholesky, say), the same
-function runs eagerly.
+:func:`leaf_update`. :meth:`NUTSKernel.compile` compiles it once into a single
+graph (:mod:`~probmodels.core.graph`: TorchInductor or TorchScript), which
+removes the per-operation overhead of the bookkeeping and of the model; when
+compiling is impossible, or a compiled call raises (a failed Cholesky, say),
+the same function runs eagerly.
 
 References
 ----------
@@ -30,11 +30,12 @@ Accelerated Probabilistic Programming in NumPyro. arXiv:1912.11554.
 from __future__ import annotations
 
 import math
-import warnings
 from functools import lru_cache
-from typing import Callable, NamedTuple, Protocol
+from typing import Callable, NamedTuple, Protocol, Sequence
 
 import torch
+
+from .graph import compile_graph, outputs_agree, trace_graph
 
 __all__ = ["GradientTarget", "ChainState", "TransitionInfo", "Metric", "NUTSKernel", "leapfrog", "leaf_update"]
 
@@ -317,57 +318,52 @@ class NUTSKernel:
 
     @property
     def compiled(self) -> bool:
-        """Whether leaves run as one traced graph."""
+        """Whether leaves run as one compiled graph."""
         return self._compiled is not None
 
     def _eager_leaf(self, inverse_mass, step, energy0, tree, uniform, write, check) -> Subtree:
         return leaf_update(self.target.value_and_grad, inverse_mass, step, energy0, tree, uniform, write, check, self.max_delta_energy)
 
-    def compile(self, state: ChainState, metric: Metric, generator: torch.Generator | None = None) -> bool:
-        """Trace the leaf update into one graph for this batch shape and metric kind.
+    def compile(
+        self, state: ChainState, metric: Metric, generator: torch.Generator | None = None, backends: Sequence[str] = ("script",)
+    ) -> str | None:
+        """Compile the leaf update into one graph for this batch shape and metric kind.
 
-        The traced graph is compared with the eager update at a random leaf of
-        ``state``; it is used only when they agree.
+        The backends are tried in order (see :mod:`~probmodels.core.graph`);
+        a compiled graph is kept only when it reproduces the eager update at a
+        random leaf of ``state``.
 
         Returns
         -------
-        bool
-            Whether the traced graph is in use.
+        str or None
+            The backend in use, or None when the leaves stay eager (the target
+            has no traceable ``pure_value_and_grad``, or no backend agreed).
         """
         pure = getattr(self.target, "pure_value_and_grad", None)
         if pure is None:
-            return False
-        from torch.fx.experimental.proxy_tensor import make_fx
-
-        example = self._example(state, metric, generator)
+            return None
 
         def flat_leaf(inverse_mass, step, energy0, uniform, write, check, *tree):
             out = leaf_update(pure, inverse_mass, step, energy0, Subtree(*tree), uniform, write, check, self.max_delta_energy)
             return tuple(out)
 
-        inverse_mass, step, energy0, tree, uniform, write, check = example
-        # Distinct tensors for every input: make_fx would merge inputs that are the same object.
-        args = tuple(a.clone() for a in (inverse_mass, step, energy0, uniform, write, check, *tree))
+        inverse_mass, step, energy0, tree, uniform, write, check = example = self._example(state, metric, generator)
+        args = (inverse_mass, step, energy0, uniform, write, check, *tree)
         try:
-            graph = make_fx(flat_leaf, tracing_mode="fake", _allow_non_fake_inputs=True)(*args)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                traced = torch.jit.freeze(torch.jit.trace(graph, args, check_trace=False).eval())
-            got = traced(*args)
-            want = self._eager_leaf(*example)
+            graph = trace_graph(flat_leaf, args)
+            want = tuple(self._eager_leaf(*example))
         except Exception:
-            return False
-        tol = 1e-8 if state.position.dtype == torch.float64 else 1e-4
-        for a, b in zip(got, want):
-            if a.dtype == torch.bool or not a.is_floating_point():
-                same = torch.equal(a, b)
-            else:
-                finite = torch.isfinite(b)
-                same = torch.equal(finite, torch.isfinite(a)) and torch.allclose(a[finite], b[finite], rtol=tol, atol=tol)
-            if not same:
-                return False
-        self._compiled = traced
-        return True
+            return None
+        for backend in backends:
+            try:
+                compiled = compile_graph(graph, args, backend)
+                agree = outputs_agree(compiled(*args), want)
+            except Exception:
+                continue
+            if agree:
+                self._compiled = compiled
+                return backend
+        return None
 
     def _example(self, state: ChainState, metric: Metric, generator: torch.Generator | None):
         """A realistic leaf: a subtree started at ``state`` with fresh momenta."""

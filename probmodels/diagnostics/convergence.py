@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .arviz import ess, rhat, to_arviz
+from .nested_rhat import posterior_nested_rhat
 
 if TYPE_CHECKING:
     from ..core.posterior import Posterior
@@ -41,7 +42,8 @@ class ConvergenceReport:
     num_divergent : int
         Post-warmup divergent transitions.
     max_rhat : float
-        Largest rank-normalised split R-hat over all parameters, and ``rhat_site`` where.
+        Largest rank-normalised split R-hat over all parameters, and ``rhat_site``
+        where; nested R-hat when the run grouped its chains into superchains.
     min_ess_bulk, min_ess_tail : float
         Smallest bulk and tail effective sample sizes, and ``ess_site`` where.
     num_max_tree_depth : int
@@ -83,7 +85,8 @@ def check_convergence(
     rhat_threshold
         Largest acceptable R-hat (Vehtari et al. 2021 recommend 1.01).
     min_ess_per_chain
-        Smallest acceptable bulk and tail ESS, per chain.
+        Smallest acceptable bulk and tail ESS, per chain (per superchain
+        when the run has superchains: many short chains cannot each reach it).
     max_tree_depth
         The sampler's maximum tree depth (taken from the posterior's attrs by default).
     """
@@ -93,7 +96,15 @@ def check_convergence(
     divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
     depth_limit = max_tree_depth if max_tree_depth is not None else posterior.attrs.get("max_tree_depth")
     saturated = int((stats["tree_depth"] >= depth_limit).sum()) if depth_limit is not None and "tree_depth" in stats else 0
-    max_rhat, rhat_site = _worst(rhat(idata), max) if chains > 1 else (math.nan, "")
+    superchains = posterior.attrs.get("num_superchains")
+    if superchains:
+        worst = {name: float(np.nanmax(v)) for name, v in posterior_nested_rhat(posterior).items() if np.isfinite(v).any()}
+        rhat_site = max(worst, key=worst.get, default="")
+        max_rhat = worst.get(rhat_site, math.nan)
+        rhat_name = "nested R-hat"
+    else:
+        max_rhat, rhat_site = _worst(rhat(idata), max) if chains > 1 else (math.nan, "")
+        rhat_name = "R-hat"
     min_bulk, ess_site = _worst(ess(idata, "bulk"), min)
     min_tail, _ = _worst(ess(idata, "tail"), min)
     messages = []
@@ -104,14 +115,15 @@ def check_convergence(
         )
     if max_rhat > rhat_threshold:
         messages.append(
-            f"R-hat of {rhat_site!r} is {max_rhat:.3f} > {rhat_threshold}; the chains disagree. Run longer "
+            f"{rhat_name} of {rhat_site!r} is {max_rhat:.3f} > {rhat_threshold}; the chains disagree. Run longer "
             "warmup and more draws, or check for multimodality."
         )
-    need = min_ess_per_chain * chains
+    need = min_ess_per_chain * (superchains or chains)
     if min(min_bulk, min_tail) < need:
         messages.append(
             f"effective sample size of {ess_site!r} is {min(min_bulk, min_tail):.0f} (bulk {min_bulk:.0f}, tail "
-            f"{min_tail:.0f}) < {need:.0f} ({min_ess_per_chain:.0f} per chain); draw more samples."
+            f"{min_tail:.0f}) < {need:.0f} ({min_ess_per_chain:.0f} per {'superchain' if superchains else 'chain'}); "
+            "draw more samples."
         )
     if saturated:
         messages.append(

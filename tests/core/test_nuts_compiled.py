@@ -1,4 +1,4 @@
-"""The traced leaf update equals the eager one, and untraceable targets fall back to eager."""
+"""The compiled leaf update equals the eager one, and untraceable targets fall back to eager."""
 
 import pyro
 import pyro.distributions as dist
@@ -20,8 +20,9 @@ def _schools_target():
     return LogDensity(eight_schools_model, (data["sigma"],), {"y": data["y"]}, info, probe=probe), info.dim
 
 
+@pytest.mark.parametrize("backend", ["script", "inductor"])
 @pytest.mark.parametrize("dense", [False, True])
-def test_traced_leaves_equal_eager_leaves(dense):
+def test_compiled_leaves_equal_eager_leaves(dense, backend):
     with without_validation():
         target, dim = _schools_target()
         generator = torch.Generator().manual_seed(0)
@@ -30,7 +31,7 @@ def test_traced_leaves_equal_eager_leaves(dense):
         inverse_mass = torch.eye(dim, dtype=torch.float64).expand(4, dim, dim) * 0.5 if dense else torch.full((4, dim), 0.5, dtype=torch.float64)
         metric = Metric.from_inverse_mass(inverse_mass.contiguous())
         kernel = NUTSKernel(target, max_tree_depth=6)
-        assert kernel.compile(state, metric, generator)
+        assert kernel.compile(state, metric, generator, backends=(backend,)) == backend
         inverse, step, energy0, tree, _, _, _ = kernel._example(state, metric, generator)
         tree = tree._replace(alive=torch.tensor([True, False, True, True]))
         for leaf in range(16):
@@ -55,11 +56,17 @@ def test_control_flow_on_latent_values_is_not_baked_into_a_graph():
 
     y = torch.randn(20, dtype=torch.float64)
     posterior = pm.fit_mcmc(model, y, num_chains=2, num_warmup=50, num_samples=50, progress_bar=False)
-    assert posterior.attrs["compiled"] is False
+    assert posterior.attrs["compiled"] == "eager"
 
 
 def test_function_target_compiles():
     target = FunctionDensity(lambda u: -0.5 * (u**2).sum(-1))
     position = torch.randn(3, 2, dtype=torch.float64)
     kernel = NUTSKernel(target)
-    assert kernel.compile(ChainState(position, *target.value_and_grad(position)), Metric.from_inverse_mass(torch.ones(3, 2, dtype=torch.float64)))
+    state = ChainState(position, *target.value_and_grad(position))
+    assert kernel.compile(state, Metric.from_inverse_mass(torch.ones(3, 2, dtype=torch.float64))) == "script"
+
+
+def test_compile_mode_is_checked():
+    with pytest.raises(pm.ModelSpecError, match="compile must be one of"):
+        pm.fit_mcmc(eight_schools_model, eight_schools()["sigma"], compile="jit", progress_bar=False)

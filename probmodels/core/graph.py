@@ -1,0 +1,101 @@
+"""Compiling a pure tensor function into one graph for the sampler's hot loop.
+
+The function is traced by ``make_fx`` in fake-tensor mode into an ATen graph
+(Python control flow on tensor values cannot be traced; such functions stay
+eager), and the graph is compiled by one of two backends:
+
+``"inductor"``
+    TorchInductor: C++/OpenMP kernels on the CPU, Triton kernels on CUDA. It
+    fuses the graph's many small elementwise operations into a few kernels,
+    so a call costs tens of microseconds instead of a few microseconds per
+    operation; compiling takes a few seconds.
+``"script"``
+    TorchScript: compiles in a fraction of a second, then interprets the
+    graph operation by operation.
+
+A compiled graph is used only after it reproduced the eager function on
+example inputs (:func:`outputs_agree`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Sequence
+
+import torch
+
+__all__ = ["BACKENDS", "trace_graph", "compile_graph", "outputs_agree"]
+
+BACKENDS = ("inductor", "script")
+
+Graph = Callable[..., tuple[torch.Tensor, ...]]
+
+
+def trace_graph(fn: Graph, args: Sequence[torch.Tensor]) -> torch.fx.GraphModule:
+    """Trace ``fn(*args) -> tuple of tensors`` into an ATen graph.
+
+    Every argument is cloned first: ``make_fx`` would merge inputs that are
+    the same tensor object.
+
+    Raises
+    ------
+    Exception
+        Whatever tracing raises, e.g. for control flow on tensor values.
+    """
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    return make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*(a.clone() for a in args))
+
+
+def compile_graph(graph: torch.fx.GraphModule, args: Sequence[torch.Tensor], backend: str) -> Graph:
+    """Compile a traced graph for inputs shaped like ``args``.
+
+    Parameters
+    ----------
+    graph
+        From :func:`trace_graph`.
+    args
+        Example inputs (shapes, dtypes and devices of every later call).
+    backend
+        ``"inductor"`` or ``"script"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend.
+    Exception
+        Whatever the backend raises (e.g. no C++ compiler for inductor).
+    """
+    args = [a.clone() for a in args]
+    if backend == "inductor":
+        from torch._inductor.compile_fx import compile_fx
+
+        compiled = compile_fx(graph, args)
+        return lambda *inputs: tuple(compiled(*inputs))
+    if backend == "script":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.jit.freeze(torch.jit.trace(graph, args, check_trace=False).eval())
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+
+
+def outputs_agree(got: Sequence[torch.Tensor], want: Sequence[torch.Tensor]) -> bool:
+    """Whether two tuples of outputs are equal: exactly for integer and boolean
+    tensors, to 1e-8 (float64) or 1e-4 (lower precision) with the same
+    non-finite entries for floating-point ones."""
+    if len(got) != len(want):
+        return False
+    for a, b in zip(got, want):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        if not a.is_floating_point():
+            if not torch.equal(a, b):
+                return False
+            continue
+        tol = 1e-8 if a.dtype == torch.float64 else 1e-4
+        finite = torch.isfinite(b)
+        if not torch.equal(finite, torch.isfinite(a)):
+            return False
+        if not torch.allclose(a[finite], b[finite], rtol=tol, atol=tol):
+            return False
+    return True
