@@ -2,9 +2,16 @@
 
 :mod:`probmodels.hmm.ops` holds the exact algorithms (forward, backward,
 smoothing, Viterbi, posterior and prior sampling of state paths) as pure tensor
-functions in log space.
+functions in log space. :mod:`probmodels.hmm.model` builds models on them:
+:class:`GaussianHMM`, :class:`CategoricalHMM`, :class:`PoissonHMM` and
+:class:`HMM` (any emission distribution), fitted by Baum-Welch
+(:mod:`probmodels.hmm.em`) or through the inference core, and
+:func:`select_n_states`.
 """
 
+from .em import EMMonitor
+from .emissions import HMMProgram
+from .model import HMM, CategoricalHMM, GaussianHMM, PoissonHMM, select_n_states
 from .ops import (
     ForwardResult,
     HMMShape,
@@ -21,6 +28,13 @@ from .ops import (
 )
 
 __all__ = [
+    "HMM",
+    "GaussianHMM",
+    "CategoricalHMM",
+    "PoissonHMM",
+    "HMMProgram",
+    "EMMonitor",
+    "select_n_states",
     "forward",
     "backward",
     "posterior_marginals",
