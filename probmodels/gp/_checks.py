@@ -1,0 +1,70 @@
+"""Boundary checks for the GP estimators' arrays, with messages that name the argument."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._validation import as_tensor_data, check_finite_data
+from ..exceptions import DataError, ShapeError
+
+__all__ = ["as_inputs", "as_targets", "check_features", "check_binary"]
+
+
+def _as_float_tensor(value: Any, name: str, like: torch.Tensor | None) -> torch.Tensor:
+    if isinstance(value, (list, tuple)) or np.isscalar(value):
+        value = np.asarray(value)
+    value = as_tensor_data(value, name)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be an array or tensor, got {type(value).__name__}.")
+    if value.dtype == torch.bool or not (value.is_floating_point() or value.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+        raise DataError(f"{name} has dtype {value.dtype}; pass real numbers (e.g. {name}.astype(float)).")
+    if like is not None:
+        return value.to(dtype=like.dtype, device=like.device)
+    return value if value.is_floating_point() else value.to(torch.float64)
+
+
+def as_inputs(X: Any, name: str = "X", like: torch.Tensor | None = None) -> torch.Tensor:
+    """``X`` as a finite floating tensor of shape ``(n, d)`` (a 1-D array is one feature).
+
+    Floating tensors keep their dtype and device unless ``like`` is given;
+    numpy and integer data become float64.
+    """
+    X = _as_float_tensor(X, name, like)
+    if X.dim() == 1:
+        X = X.unsqueeze(-1)
+    if X.dim() != 2:
+        raise ShapeError(f"{name} must have shape (n_samples, n_features) or (n_samples,), got {tuple(X.shape)}.")
+    if X.shape[0] == 0:
+        raise ShapeError(f"{name} has no rows; pass at least one sample.")
+    check_finite_data((), {name: X})
+    return X
+
+
+def as_targets(y: Any, n: int, like: torch.Tensor, name: str = "y") -> torch.Tensor:
+    """``y`` as a finite tensor of shape ``(n,)`` in the dtype and on the device of ``like``."""
+    y = _as_float_tensor(y, name, like)
+    if y.dim() == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.dim() != 1:
+        raise ShapeError(f"{name} must have shape (n_samples,), got {tuple(y.shape)}; one output per GP.")
+    if y.shape[0] != n:
+        raise ShapeError(f"X has {n} rows but {name} has {y.shape[0]} values; pass one target per row of X.")
+    check_finite_data((), {name: y})
+    return y
+
+
+def check_features(X: torch.Tensor, expected: int, name: str = "X") -> None:
+    """Raise :class:`ShapeError` when ``X`` has another number of features than the fit."""
+    if X.shape[1] != expected:
+        raise ShapeError(f"{name} has {X.shape[1]} feature(s) but the model was fitted on {expected}; pass the same columns as in fit.")
+
+
+def check_binary(y: torch.Tensor, name: str = "y") -> torch.Tensor:
+    """Labels as 0/1 floats; raise :class:`DataError` for anything other than two classes coded 0/1 (or bool)."""
+    values = torch.unique(y)
+    if not bool(((values == 0) | (values == 1)).all()):
+        raise DataError(f"{name} must hold binary labels 0/1, got values {values[:5].tolist()}; encode the two classes as 0 and 1.")
+    return y

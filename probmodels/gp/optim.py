@@ -1,0 +1,189 @@
+"""The optimiser behind every GP ``fit``: L-BFGS or Adam with restarts, NaN detection and a convergence check.
+
+Users never write a training loop: :func:`minimize` takes a loss of a flat
+parameter vector and returns the best point over the restarts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..exceptions import InferenceError, ModelSpecError
+
+__all__ = ["OptimizeResult", "minimize", "OPTIMIZERS"]
+
+OPTIMIZERS = ("lbfgs", "adam")
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    """Outcome of :func:`minimize`.
+
+    Attributes
+    ----------
+    x : Tensor
+        Best point found.
+    loss : float
+        Loss at ``x``.
+    converged : bool
+        Whether the best run stopped on its tolerance rather than its iteration limit.
+    n_iter : int
+        Iterations of the best run.
+    losses : list of float
+        Final loss of every restart (non-finite for failed ones).
+    """
+
+    x: torch.Tensor
+    loss: float
+    converged: bool
+    n_iter: int
+    losses: list[float]
+
+
+class _NonFinite(Exception):
+    pass
+
+
+def _evaluate(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    loss = loss_fn(x)
+    if not bool(torch.isfinite(loss.detach())):
+        raise _NonFinite(f"loss {float(loss.detach())}")
+    return loss
+
+
+def _run_lbfgs(loss_fn, x0, max_iter, tol, bar, resumes: int = 3) -> tuple[torch.Tensor, float, bool, int]:
+    """L-BFGS from ``x0``; a non-finite trial point restarts it (fresh history) from the best point so far."""
+    best = [x0.clone(), math.inf]
+    used = 0
+    for attempt in range(resumes + 1):
+        x = best[0].clone().requires_grad_(True)
+        optimizer = torch.optim.LBFGS(
+            [x], lr=1.0, max_iter=max_iter - used, max_eval=2 * max_iter, tolerance_grad=tol, tolerance_change=1e-14,
+            history_size=50, line_search_fn="strong_wolfe",
+        )
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = _evaluate(loss_fn, x)
+            loss.backward()
+            if not bool(torch.isfinite(x.grad).all()):
+                raise _NonFinite("gradient")
+            value = float(loss.detach())
+            if value < best[1]:
+                best[0], best[1] = x.detach().clone(), value
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.6g}", refresh=False)
+            return loss
+
+        try:
+            optimizer.step(closure)
+        except _NonFinite:
+            used += int(optimizer.state[x].get("n_iter", 0))
+            if attempt == resumes or not math.isfinite(best[1]) or used >= max_iter:
+                raise
+            continue
+        used += int(optimizer.state[x].get("n_iter", 0))
+        break
+    with torch.enable_grad():
+        final = best[0].clone().requires_grad_(True)
+        loss = _evaluate(loss_fn, final)
+        (grad,) = torch.autograd.grad(loss, final)
+    converged = float(grad.abs().max()) <= max(10 * tol, 1e-6) or used < max_iter
+    return final.detach(), float(loss.detach()), converged, used
+
+
+def _run_adam(loss_fn, x0, max_iter, tol, lr, bar) -> tuple[torch.Tensor, float, bool, int]:
+    x = x0.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([x], lr=lr)
+    window, previous, best = 50, math.inf, (x0.clone(), math.inf)
+    running = 0.0
+    for step in range(max_iter):
+        optimizer.zero_grad()
+        loss = _evaluate(loss_fn, x)
+        loss.backward()
+        value = float(loss.detach())
+        if value < best[1]:
+            best = (x.detach().clone(), value)
+        optimizer.step()
+        running += value
+        bar.update(1)
+        if (step + 1) % window == 0:
+            bar.set_postfix(loss=f"{value:.6g}", refresh=False)
+            mean = running / window
+            if previous - mean < tol * max(abs(previous), 1.0):
+                return best[0], best[1], True, step + 1
+            previous, running = mean, 0.0
+    return best[0], best[1], False, max_iter
+
+
+def minimize(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    starts: list[torch.Tensor],
+    *,
+    method: str = "lbfgs",
+    max_iter: int = 500,
+    tol: float = 1e-7,
+    lr: float = 0.05,
+    progress_bar: bool = False,
+    what: str = "the hyperparameters",
+) -> OptimizeResult:
+    """Minimise ``loss_fn`` from each start and keep the best.
+
+    Parameters
+    ----------
+    loss_fn
+        Scalar, differentiable loss of a flat vector.
+    starts
+        Starting points; the first is the user's, the rest are restarts.
+    method
+        ``"lbfgs"`` (strong-Wolfe line search) or ``"adam"``.
+    max_iter
+        Iterations per start.
+    tol
+        L-BFGS: gradient tolerance (max-abs). Adam: relative improvement of
+        the mean loss over 50 steps below which it stops.
+    lr
+        Adam's learning rate.
+    progress_bar
+        Show loss evaluations and the current loss.
+    what
+        Named in error messages.
+
+    Raises
+    ------
+    InferenceError
+        Every start hit a NaN/inf loss or gradient, or a failed factorisation.
+    """
+    if method not in OPTIMIZERS:
+        raise ModelSpecError(f"optimizer must be one of {OPTIMIZERS}, got {method!r}.")
+    best: tuple[torch.Tensor, float, bool, int] | None = None
+    losses: list[float] = []
+    failures: list[str] = []
+    bar = tqdm(total=None, disable=not progress_bar, desc=f"fit ({method})", leave=False, dynamic_ncols=True)
+    try:
+        for start in starts:
+            try:
+                if method == "lbfgs":
+                    run = _run_lbfgs(loss_fn, start, max_iter, tol, bar)
+                else:
+                    run = _run_adam(loss_fn, start, max_iter, tol, lr, bar)
+            except (_NonFinite, InferenceError) as error:
+                losses.append(math.nan)
+                failures.append(str(error))
+                continue
+            losses.append(run[1])
+            if best is None or run[1] < best[1]:
+                best = run
+    finally:
+        bar.close()
+    if best is None:
+        raise InferenceError(
+            f"optimising {what} failed from all {len(starts)} start(s) (non-finite loss or gradient: {failures[:3]}); "
+            "set better initial values, fix the noise to a positive value, or standardise the data."
+        )
+    return OptimizeResult(best[0], best[1], best[2], best[3], losses)
