@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import probmodels as pm
+from probmodels.diagnostics.arviz import rhat
 from posteriordb_models import load_case, load_reference_draws, requires_reference
 
 CORE_CASES = {
@@ -21,6 +22,12 @@ CORE_CASES = {
     # needs trees of depth 8+, a dense one (adapted the same way) depth 2-3.
     "kidiq-kidscore_momiq": {"dense_mass": True},
     "arK-arK": {},
+}
+# Longer runs (a mixture of 1000 points, a forward algorithm over 100 steps, a GP Cholesky per step).
+SLOW_CASES = {
+    "low_dim_gauss_mix-low_dim_gauss_mix": {},
+    "hmm_example-hmm_example": {},
+    "gp_pois_regr-gp_regr": {},
 }
 
 
@@ -39,14 +46,20 @@ def _compare(posterior, reference):
     return problems
 
 
+def max_rhat(posterior):
+    """The largest rank-normalised split R-hat over every coordinate, unrounded."""
+    r_hat = rhat(posterior.to_arviz(log_likelihood=False))
+    return max(float(r_hat[var].max()) for var in r_hat.data_vars)
+
+
 @requires_reference
-@pytest.mark.parametrize("name", CORE_CASES)
+@pytest.mark.parametrize("name", list(CORE_CASES) + [pytest.param(n, marks=pytest.mark.slow) for n in SLOW_CASES])
 def test_core_reproduces_reference_posterior(name):
     case = load_case(name)
-    posterior = pm.fit_mcmc(
-        case.model, *case.args, model_kwargs=case.kwargs, num_chains=4, seed=2024, progress_bar=False, **CORE_CASES[name]
-    )
+    settings = {**CORE_CASES, **SLOW_CASES}[name]
+    posterior = pm.fit_mcmc(case.model, *case.args, model_kwargs=case.kwargs, num_chains=4, seed=2024, progress_bar=False, **settings)
     problems = _compare(posterior, load_reference_draws(name))
     assert not problems, "\n".join(problems)
+    assert max_rhat(posterior) < 1.01, f"largest R-hat {max_rhat(posterior):.4f}"
     if name.startswith("eight_schools"):
         assert int(posterior.sample_stats["diverging"].sum()) == 0, "divergences on non-centred eight schools"
