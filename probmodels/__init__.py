@@ -10,6 +10,7 @@ from .exceptions import (
     DataError,
     InferenceError,
     ModelSpecError,
+    NotFittedError,
     ProbModelsError,
     ResultFileError,
     ShapeError,
@@ -29,5 +30,6 @@ __all__ = [
     "ShapeError",
     "InferenceError",
     "ResultFileError",
+    "NotFittedError",
     "ConvergenceWarning",
 ]

@@ -15,6 +15,7 @@ __all__ = [
     "ShapeError",
     "InferenceError",
     "ResultFileError",
+    "NotFittedError",
     "ConvergenceWarning",
 ]
 
@@ -41,6 +42,10 @@ class InferenceError(ProbModelsError, RuntimeError):
 
 class ResultFileError(ProbModelsError, ValueError):
     """A saved result file is missing, truncated, or does not hold a probmodels result."""
+
+
+class NotFittedError(ProbModelsError, ValueError, AttributeError):
+    """An estimator is used (``predict``, ``score``, ...) before ``fit``."""
 
 
 class ConvergenceWarning(UserWarning):

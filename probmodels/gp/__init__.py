@@ -6,15 +6,25 @@ draws); :mod:`probmodels.gp.ops` holds the exact Cholesky algebra.
 :class:`GPRegression` fits exact GP regression by type-II maximum
 likelihood, MAP or NUTS over the hyperparameters (through the inference
 core, with :class:`GPMarginalModel` as the Pyro program).
+:class:`SparseGPRegression` (SVGP) trains on mini-batches with inducing
+points and natural-gradient steps, and :class:`GPClassification` fits binary
+classification by variational inference; both build on the whitened
+inducing-point machinery of :mod:`probmodels.gp.variational`.
 """
 
 from .bayes import GPMarginal, GPMarginalModel
+from .classification import GPClassification
 from .kernels import RBF, KERNEL_NAMES, Kernel, Linear, Matern, Periodic, Product, RationalQuadratic, Scale, Sum, make_kernel
 from .ops import CholeskyJitterWarning, GPFactor, log_marginal_likelihood, masked_log_marginal_likelihood, predictive_moments
 from .regression import GPRegression
+from .sparse import SparseGPRegression
+from .variational import InducingPosterior
 
 __all__ = [
     "GPRegression",
+    "SparseGPRegression",
+    "GPClassification",
+    "InducingPosterior",
     "GPMarginalModel",
     "GPMarginal",
     "Kernel",

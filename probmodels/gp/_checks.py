@@ -10,7 +10,7 @@ import torch
 from .._validation import as_tensor_data, check_finite_data
 from ..exceptions import DataError, ShapeError
 
-__all__ = ["as_inputs", "as_targets", "check_features", "check_binary"]
+__all__ = ["as_inputs", "as_targets", "check_features", "as_binary_labels"]
 
 
 def _as_float_tensor(value: Any, name: str, like: torch.Tensor | None) -> torch.Tensor:
@@ -62,9 +62,38 @@ def check_features(X: torch.Tensor, expected: int, name: str = "X") -> None:
         raise ShapeError(f"{name} has {X.shape[1]} feature(s) but the model was fitted on {expected}; pass the same columns as in fit.")
 
 
-def check_binary(y: torch.Tensor, name: str = "y") -> torch.Tensor:
-    """Labels as 0/1 floats; raise :class:`DataError` for anything other than two classes coded 0/1 (or bool)."""
-    values = torch.unique(y)
-    if not bool(((values == 0) | (values == 1)).all()):
-        raise DataError(f"{name} must hold binary labels 0/1, got values {values[:5].tolist()}; encode the two classes as 0 and 1.")
-    return y
+def as_binary_labels(y: Any, n: int, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """Two-class labels of any kind (0/1, bool, two numbers, two strings) as codes 0/1 and the sorted classes.
+
+    Returns
+    -------
+    codes, classes
+        ``(n,)`` integer codes (index into ``classes``) and the two class labels.
+
+    Raises
+    ------
+    ShapeError
+        ``y`` is not one label per row of ``X``.
+    DataError
+        NaN/inf labels, or other than exactly two distinct labels.
+    """
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    labels = np.asarray(y)
+    if labels.dtype.kind in "biuf":
+        as_targets(labels.astype(np.float64), n, torch.zeros(0, dtype=torch.float64), name)
+        labels = labels.reshape(-1)
+    else:
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1:
+            raise ShapeError(f"{name} must have shape (n_samples,), got {labels.shape}; pass one class label per row of X.")
+        if labels.shape[0] != n:
+            raise ShapeError(f"X has {n} rows but {name} has {labels.shape[0]} labels; pass one class label per row of X.")
+    classes, codes = np.unique(labels, return_inverse=True)
+    if classes.shape[0] != 2:
+        raise DataError(
+            f"{name} must hold exactly two classes for binary classification, got {classes.shape[0]} "
+            f"({classes[:5].tolist()}{' ...' if classes.shape[0] > 5 else ''}); encode the outcome as two labels such as 0 and 1."
+        )
+    return codes.reshape(-1), classes

@@ -23,7 +23,9 @@ from torch.distributions import constraints
 from .hyper import NOISE, HyperSpace, default_prior
 from .ops import masked_log_marginal_likelihood
 
-__all__ = ["GPMarginal", "GPMarginalModel"]
+__all__ = ["GPMarginal", "GPMarginalModel", "NOISE_FREE_JITTER"]
+
+NOISE_FREE_JITTER = 1e-10
 
 
 class GPMarginal(TorchDistribution):
@@ -71,14 +73,26 @@ class GPMarginalModel:
     priors
         ``name -> distribution`` over the constrained (positive) values;
         names without one get :func:`~probmodels.gp.hyper.default_prior`.
+    jitter
+        A nugget added to the covariance diagonal of the sampled density
+        (the program and :meth:`log_marginal_likelihood`), relative to its mean
+        diagonal, as Stan programs add a small ``delta``. The default,
+        None, adds :data:`NOISE_FREE_JITTER` when the noise is fixed at zero
+        (a noise-free GP with duplicate inputs has an exactly singular
+        kernel matrix) and nothing otherwise. Covariances that are still not
+        positive definite give ``-inf``.
     """
 
     observed = ("y",)
     max_plate_nesting = 0
 
-    def __init__(self, space: HyperSpace, priors: Mapping[str, dist.Distribution] | None = None) -> None:
+    def __init__(self, space: HyperSpace, priors: Mapping[str, dist.Distribution] | None = None, *, jitter: float | None = None) -> None:
         self.space = space
         self.priors = dict(priors or {})
+        if jitter is None:
+            noise_free = NOISE in space.fixed and float(space.init.get(NOISE, 1.0)) == 0.0
+            jitter = NOISE_FREE_JITTER if noise_free else 0.0
+        self.jitter = jitter
 
     def prior(self, name: str, shape: tuple[int, ...]) -> dist.Distribution:
         """The prior of a hyperparameter, expanded to its shape as an event."""
@@ -106,15 +120,22 @@ class GPMarginalModel:
         eye = torch.eye(X.shape[0], dtype=X.dtype, device=X.device)
         return K + values[NOISE][..., None, None] * eye
 
+    def _with_nugget(self, cov: torch.Tensor) -> torch.Tensor:
+        """The covariance of the sampled density: ``cov`` plus the ``jitter`` nugget."""
+        if not self.jitter:
+            return cov
+        nugget = self.jitter * cov.diagonal(dim1=-2, dim2=-1).mean(-1)
+        return cov + nugget[..., None, None] * torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+
     def log_marginal_likelihood(self, params: Mapping[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Exact ``log p(y | X, params)`` (``-inf`` where the covariance is not positive definite)."""
         full = {spec.name: params[spec.name] if spec.name in params else self.space.value(spec) for spec in self.space.specs}
         batch = torch.broadcast_shapes(*(v.shape[: v.dim() - len(s.shape)] for v, s in zip(full.values(), self.space.specs)))
         full = {s.name: full[s.name].expand(batch + s.shape) for s in self.space.specs}
-        return masked_log_marginal_likelihood(self.covariance(full, X), y)
+        return masked_log_marginal_likelihood(self._with_nugget(self.covariance(full, X)), y)
 
     def __call__(self, X: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         values = self.sample_hyperparameters()
         batch = torch.broadcast_shapes(*(v.shape[: v.dim() - len(s.shape)] for v, s in zip(values.values(), self.space.specs)))
         values = {s.name: values[s.name].expand(batch + s.shape) for s in self.space.specs}
-        return pyro.sample("y", GPMarginal(self.covariance(values, X)), obs=y)
+        return pyro.sample("y", GPMarginal(self._with_nugget(self.covariance(values, X))), obs=y)

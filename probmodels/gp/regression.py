@@ -19,7 +19,7 @@ import torch
 from torch.distributions import Distribution
 
 from .._validation import check_non_negative_int, check_positive_int
-from ..exceptions import ConvergenceWarning, ModelSpecError, ProbModelsError
+from ..exceptions import ConvergenceWarning, ModelSpecError, NotFittedError
 from ._checks import as_inputs, as_targets, check_features
 from .bayes import GPMarginalModel
 from .hyper import NOISE, HyperSpace
@@ -31,10 +31,6 @@ from .scaling import Standardizer
 __all__ = ["GPRegression", "METHODS"]
 
 METHODS = ("ml", "map", "nuts")
-
-
-class NotFittedError(ProbModelsError, ValueError, AttributeError):
-    """The estimator is used before ``fit``."""
 
 
 def _mixture_quantiles(means: torch.Tensor, sds: torch.Tensor, probs: Sequence[float]) -> list[torch.Tensor]:
