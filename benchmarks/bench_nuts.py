@@ -34,10 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import importlib.metadata
 import json
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -56,15 +53,15 @@ import torch
 from pyro.ops.integrator import velocity_verlet
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
 
 import posteriordb_models  # noqa: E402
+from common import RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, write_results_section  # noqa: E402
 
 import probmodels  # noqa: E402
 from probmodels.exceptions import ConvergenceWarning  # noqa: E402
 
-RESULTS_DIR = REPO / "benchmarks" / "results"
-RESULTS_MD = REPO / "benchmarks" / "RESULTS.md"
+NUTS_PACKAGES = ("torch", "pyro-ppl", "numpyro", "jax", "jaxlib", "arviz", "numpy")
 ENGINES = ("probmodels", "pyro", "pyro-jit", "numpyro-sequential", "numpyro-vectorized")
 ENGINE_ALIASES = {"numpyro": ("numpyro-sequential", "numpyro-vectorized")}
 
@@ -345,33 +342,6 @@ def summarise(run, bench):
     }
 
 
-def machine_info():
-    """Describe the machine and the library versions.
-
-    Returns
-    -------
-    dict
-    """
-    cpu_model = None
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        cpu_model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")), None)
-    versions = {}
-    for package in ("probmodels", "torch", "pyro-ppl", "numpyro", "jax", "jaxlib", "arviz", "numpy"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-    }
-
-
 def _engines(spec):
     """Parse ``--engines`` into engine names, expanding aliases, keeping order."""
     names = []
@@ -428,7 +398,7 @@ def run_benchmark(args, command):
         "settings": dict(settings, dense_mass=False, repeat=args.repeat, seed=args.seed),
         "command": command,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "machine": machine_info(NUTS_PACKAGES),
         "rows": rows,
     }
     output = Path(args.output) if args.output else RESULTS_DIR / f"nuts_{args.posterior}.json"
@@ -436,15 +406,6 @@ def run_benchmark(args, command):
     output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {output}", file=sys.stderr)
     return report
-
-
-def _fmt(value, digits=3):
-    """Format a number: integers and values from 100 up rounded, others to ``digits`` significant figures, None a dash."""
-    if value is None:
-        return "–"
-    if isinstance(value, int) or abs(value) >= 100:
-        return str(round(value))
-    return f"{value:.{digits}g}"
 
 
 def render_section(report):
@@ -480,27 +441,26 @@ def render_section(report):
         ess_per_s = median(rows, "ess_per_s")
         cells = [
             engine,
-            _fmt(median(rows, "wall_s")),
-            _fmt(median(rows, "min_ess_bulk")),
-            _fmt(ess_per_s),
-            _fmt(ess_per_s / reference if reference else None),
-            _fmt(median(rows, "grad_evals")),
-            _fmt(median(rows, "ess_per_1000_grads")),
-            _fmt(median(rows, "divergences")),
+            fmt(median(rows, "wall_s")),
+            fmt(median(rows, "min_ess_bulk")),
+            fmt(ess_per_s),
+            fmt(ess_per_s / reference if reference else None),
+            fmt(median(rows, "grad_evals")),
+            fmt(median(rows, "ess_per_1000_grads")),
+            fmt(median(rows, "divergences")),
         ]
         for name in headline:
             mean = statistics.median(row["headline"][name]["mean"] for row in rows)
             sd = statistics.median(row["headline"][name]["sd"] for row in rows)
             cells.append(f"{mean:.3g} ({sd:.3g})")
         lines.append("| " + " | ".join(cells) + " |")
-    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     repeats = f"; medians over {settings['repeat']} repeats" if settings["repeat"] > 1 else ""
     return "\n".join([
-        f"## {report['posterior']} (`{report['case']}`)",
+        f"### {report['posterior']} (`{report['case']}`)",
         "",
         f"{settings['num_chains']} chains × ({settings['num_warmup']} warmup + {settings['num_samples']} draws), "
         f"target accept {settings['target_accept']}, diagonal mass matrix, max tree depth {settings['max_tree_depth']}{repeats}. "
-        f"Run {report['created']} on {machine['cpu_count']} CPUs ({machine['cpu_model'] or machine['platform']}); {versions}.",
+        f"Run {report['created']} on {describe_machine(machine)}.",
         "",
         *lines,
         "",
@@ -514,26 +474,25 @@ def render_section(report):
 
 
 def render(results_dir, markdown):
-    """Regenerate the results page from every JSON report in a folder.
+    """Rewrite the NUTS section of the results page from every ``nuts_*.json`` report in a folder.
 
     Parameters
     ----------
     results_dir : pathlib.Path
         Folder of JSON reports (sections follow file-name order).
     markdown : pathlib.Path
-        The markdown file to write.
+        The results page (other sections are kept).
     """
-    reports = [json.loads(path.read_text()) for path in sorted(Path(results_dir).glob("*.json"))]
+    reports = [json.loads(path.read_text()) for path in sorted(Path(results_dir).glob("nuts_*.json"))]
     intro = (
-        "# NUTS benchmarks\n\n"
-        "Generated by `python benchmarks/bench_nuts.py --render` from `benchmarks/results/*.json`; do not edit by hand.\n"
+        "## NUTS\n\n"
+        "Written by `python benchmarks/bench_nuts.py --render` from `benchmarks/results/nuts_*.json`. "
         "Wall times are end to end (NumPyro's include JIT compilation; its `(compiled)` rows rerun the compiled kernel). "
         "min ESS_bulk is the smallest bulk ESS over every coordinate of the latent sites; "
         "grads are post-warmup leapfrog steps over all chains; ESS/s ÷ probmodels above 1 means faster than probmodels.\n"
     )
-    markdown = Path(markdown)
-    markdown.write_text(intro + "".join("\n" + render_section(report) for report in reports))
-    print(f"wrote {markdown} ({len(reports)} benchmark(s))", file=sys.stderr)
+    written = write_results_section("nuts", intro + "".join("\n" + render_section(report) for report in reports), Path(markdown))
+    print(f"wrote {written} ({len(reports)} NUTS benchmark(s))", file=sys.stderr)
 
 
 def parse_args(argv):

@@ -18,6 +18,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
     import arviz as az
 
+# ArviZ 0.23 computes MCSE of the sd through numba when numba is installed, and that
+# path raises TypeError under NumPy >= 2 ("only 0-dimensional arrays can be converted
+# to Python scalars"); its NumPy path gives the same numbers, so keep to it.
+if az.Numba.numba_flag:
+    az.Numba.disable_numba()
+
 if TYPE_CHECKING:
     import pandas as pd
 
