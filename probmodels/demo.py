@@ -1,10 +1,12 @@
-"""The demo behind ``probmodels demo``: a hierarchical model fitted by NUTS and by SVI.
+"""The demo behind ``probmodels demo``: the inference core, then a tour of the families.
 
 Eight schools (a standard hierarchical-model benchmark) in its non-centred
 form: each school's effect is ``mu + tau * theta_trans``. The demo fits it
 with the batched NUTS sampler and with full-rank SVI, prints the posterior
 summary with convergence diagnostics, PSIS-LOO, and the two methods side by
-side.
+side. Then, on embedded data (:mod:`probmodels.demo_tour`): exact queries
+with credible intervals on the Asia network, an HMM fitted by EM with its
+number of states chosen by BIC, and a GP regression.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--save", default=None, help="write the NUTS posterior to this netCDF file")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--skip-tour", action="store_true", help="only the eight-schools part")
     args = parser.parse_args(argv)
 
     from .diagnostics import check_convergence, loo
@@ -86,4 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.save:
         path = nuts.save(args.save)
         print(f"\nsaved the NUTS posterior to {path}; inspect it with: probmodels diagnose {path}")
+    if not args.skip_tour:
+        from .demo_tour import tour
+
+        tour(seed=args.seed, device=args.device)
     return 0

@@ -235,3 +235,15 @@ def test_query_result_to_pandas_names_states():
     assert list(series.index) == ["dry", "wet"]
     frame = infer.query_batch(["wet"], pd.DataFrame({"rain": ["yes", "no"]}))["wet"].to_pandas()
     assert list(frame.columns) == ["dry", "wet"] and frame.shape == (2, 2)
+
+
+def test_embedded_asia_equals_bnlearn_asia_in_pgmpy():
+    from probmodels.datasets import asia
+
+    _, reference = load("asia")
+    embedded = asia()
+    assert set(embedded.edges) == set(reference.edges)
+    for node in reference.nodes:
+        ours, theirs = embedded.cpd(node), reference.cpd(node)
+        assert ours.parents == theirs.parents and ours.states == theirs.states, node
+        torch.testing.assert_close(ours.table, theirs.table, rtol=0, atol=0)
