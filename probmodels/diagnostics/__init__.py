@@ -1,7 +1,9 @@
-"""Diagnostics: ArviZ conversion, convergence checks, summaries and Stein sample-quality checks."""
+"""Diagnostics: ArviZ conversion, convergence checks, summaries, Stein sample-quality checks and the
+marginal likelihood."""
 
 from .arviz import loo, summary, to_arviz, waic
 from .convergence import ConvergenceReport, check_convergence
+from .evidence import EvidenceEstimate, log_evidence
 from .ksd import KSDResult, ksd
 from .stein import SteinCheck, stein_check
 
@@ -16,4 +18,6 @@ __all__ = [
     "SteinCheck",
     "ksd",
     "KSDResult",
+    "log_evidence",
+    "EvidenceEstimate",
 ]

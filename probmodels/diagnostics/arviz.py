@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from ..core.posterior import Posterior
 
-__all__ = ["to_arviz", "from_netcdf", "summary", "loo", "waic", "rhat", "ess", "bfmi", "InferenceData"]
+__all__ = ["to_arviz", "from_netcdf", "summary", "loo", "waic", "rhat", "ess", "bfmi", "psislw", "InferenceData"]
 
 InferenceData = az.InferenceData
 
@@ -132,3 +132,15 @@ def ess(idata: az.InferenceData, method: str = "bulk") -> Any:
 def bfmi(idata: az.InferenceData) -> np.ndarray:
     """Bayesian fraction of missing information, per chain."""
     return az.bfmi(idata)
+
+
+def psislw(log_weights: np.ndarray) -> tuple[np.ndarray, float]:
+    """Pareto-smoothed importance sampling of one vector of log weights.
+
+    Returns the smoothed, normalised log weights and the Pareto shape estimate
+    k-hat (Vehtari et al., "Pareto smoothed importance sampling", JMLR 2024).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # callers report k-hat themselves
+        smoothed, k_hat = az.psislw(np.asarray(log_weights, dtype=float))
+    return np.asarray(smoothed), float(k_hat)

@@ -1,0 +1,383 @@
+"""Marginal likelihood (model evidence) of a fitted model, with a standard error.
+
+:func:`log_evidence` estimates ``log p(y) = log ∫ p(y | θ) p(θ) dθ`` from a
+:class:`~probmodels.core.posterior.Posterior` by one of
+
+``"bridge"``
+    iterative bridge sampling between the posterior draws and a multivariate
+    normal fitted to them (the default; see :mod:`probmodels.diagnostics.bridge`);
+``"importance"``
+    importance sampling from that multivariate normal, with the PSIS Pareto
+    k-hat as its reliability diagnostic;
+``"laplace"``
+    the Laplace approximation at the posterior mode (no standard error);
+``"exact"``
+    a closed-form value the caller supplies.
+
+Every estimate works in unconstrained space, with the log-Jacobians of the
+constraining transforms included, through the core's
+:class:`~probmodels.core.density.LogDensity`; the evidence does not depend on
+the parametrisation, so no correction is needed. The harmonic-mean estimator
+is deliberately absent: its variance is infinite for most models.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .._validation import check_positive_int
+from ..core.density import LogDensity, without_validation
+from ..core.posterior import Posterior
+from ..core.setup import prepare_fit
+from ..exceptions import ConvergenceWarning, DataError, InferenceError, ModelSpecError, ShapeError
+from .arviz import psislw
+from .bridge import MIN_DRAWS_PER_CHAIN, bridge_sampling, fit_normal
+
+__all__ = ["EvidenceEstimate", "log_evidence", "METHODS"]
+
+METHODS = ("bridge", "importance", "laplace", "exact")
+PARETO_K_WARN = 0.7
+
+
+@dataclass(frozen=True)
+class EvidenceEstimate:
+    """An estimate of the log marginal likelihood.
+
+    Attributes
+    ----------
+    log_evidence : float
+        Estimate of ``log p(y)`` in nats.
+    standard_error : float
+        Monte Carlo standard error of ``log_evidence`` (0 for ``"exact"``,
+        NaN for ``"laplace"``, whose error is a bias, not noise).
+    method : str
+        One of :data:`METHODS`.
+    diagnostics : dict of str to float
+        Method-specific reliability figures. ``"bridge"``: ``relative_mse``
+        (Frühwirth-Schnatter's estimate of ``E[(Z_hat - Z)^2] / Z^2``),
+        ``iterations``, ``converged`` (1 or 0), ``ess`` (of the posterior
+        draws in the iteration), ``num_proposal``. ``"importance"``:
+        ``pareto_k``, ``ess`` (importance-sampling ESS), ``num_proposal``.
+        ``"laplace"``: ``log_density_at_mode``, ``max_abs_gradient``,
+        ``log_det_neg_hessian``, ``iterations``.
+    notes : tuple of str
+        What was done, and warnings worth keeping with the number.
+    """
+
+    log_evidence: float
+    standard_error: float
+    method: str
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        se = "n/a" if math.isnan(self.standard_error) else f"{self.standard_error:.3g}"
+        details = ", ".join(f"{k}={v:.4g}" for k, v in self.diagnostics.items())
+        return f"log evidence ({self.method}): {self.log_evidence:.4f} (se {se}; {details})"
+
+
+def log_evidence(
+    fit: Posterior,
+    method: str = "bridge",
+    *,
+    exact: float | Callable[..., float] | None = None,
+    num_proposal: int | None = None,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    max_relative_mse: float = 0.01,
+    seed: int = 0,
+    batch_size: int = 4096,
+) -> EvidenceEstimate:
+    """Estimate the log marginal likelihood of a fitted model.
+
+    Parameters
+    ----------
+    fit
+        A :class:`~probmodels.core.posterior.Posterior` with its model
+        attached (from :func:`~probmodels.fit_mcmc`; ``"importance"`` and
+        ``"laplace"`` also take one from :func:`~probmodels.fit_svi`).
+    method
+        ``"bridge"`` (default), ``"importance"``, ``"laplace"`` or ``"exact"``.
+    exact
+        For ``method="exact"`` only: the log evidence as a number, or a
+        callable ``exact(*model_args, **model_kwargs) -> float`` that computes
+        it from the fit's data (e.g. a conjugate model's closed form).
+    num_proposal
+        Draws from the normal proposal. Default: as many as the posterior
+        draws used (half of them for ``"bridge"``, all for ``"importance"``).
+    tol, max_iter
+        Bridge sampling: stop when the relative change of the evidence is
+        below ``tol``, or after ``max_iter`` iterations (then warn);
+        ``max_iter`` also bounds the L-BFGS iterations of ``"laplace"``.
+    max_relative_mse
+        Bridge sampling: warn when the estimated relative mean-squared error
+        exceeds this (0.01 is a standard error of about 0.1 nats).
+    seed
+        Seed of the proposal draws (torch's global generator is untouched).
+    batch_size
+        Points per evaluation of the log density.
+
+    Returns
+    -------
+    EvidenceEstimate
+        The estimate, its standard error, and diagnostics.
+
+    Raises
+    ------
+    TypeError
+        ``fit`` is not a Posterior.
+    ModelSpecError
+        An unknown ``method``, a ``fit`` without a model, an SVI ``fit`` for
+        ``"bridge"``, or ``exact`` missing or given with another method.
+    ShapeError
+        Too few draws in ``fit`` for the method.
+    DataError
+        The log density is not finite at some draw of ``fit``.
+    InferenceError
+        The draws' covariance or the Hessian at the mode is not positive definite.
+
+    Warns
+    -----
+    ConvergenceWarning
+        Bridge sampling did not converge or its relative MSE is above
+        ``max_relative_mse``; the importance weights have Pareto k-hat above
+        0.7; the Laplace mode search did not reach a zero gradient.
+
+    Notes
+    -----
+    Bridge sampling follows the ``"normal"`` method of the bridgesampling R
+    package [3]_: the first half of each chain fits the normal proposal; the
+    second half and as many proposal draws enter Meng and Wong's fixed-point
+    iteration [1]_, with the ESS of the posterior draws in place of their
+    number in the optimal bridge function [3]_. The relative mean-squared error
+    is Frühwirth-Schnatter's [2]_, with the autocorrelation of the posterior
+    term from ArviZ's ESS; since ``sd(log Z_hat) ≈ sd(Z_hat) / Z``, its square
+    root is the standard error of the log evidence.
+
+    Importance sampling uses the normal fitted to all the draws as proposal
+    (the guide of an SVI fit is not stored with its Posterior); the standard
+    error is the delta-method one, ``sd(w) / (sqrt(S) mean(w))``, which is
+    meaningful only when the Pareto k-hat [4]_ is below about 0.7.
+
+    The Laplace approximation [5]_ ``log p(u*) + d/2 log 2π - 1/2 log det(-H)``
+    is exact when the posterior is Gaussian in unconstrained space and biased
+    otherwise; it has no Monte Carlo error, so its standard error is NaN.
+
+    References
+    ----------
+    .. [1] X.-L. Meng and W. H. Wong, "Simulating ratios of normalizing
+       constants via a simple identity: a theoretical exploration",
+       Statistica Sinica 6, 831-860, 1996.
+    .. [2] S. Frühwirth-Schnatter, "Estimating marginal likelihoods for mixture
+       and Markov switching models using bridge sampling techniques",
+       Econometrics Journal 7, 143-167, 2004.
+    .. [3] Q. F. Gronau, A. Sarafoglou, D. Matzke, A. Ly, U. Boehm, M. Marsman,
+       D. S. Leslie, J. J. Forster, E.-J. Wagenmakers and H. Steingroever,
+       "A tutorial on bridge sampling", J. Math. Psychol. 81, 80-97, 2017;
+       and the bridgesampling R package (Gronau, Singmann, Wagenmakers,
+       J. Stat. Softw. 92(10), 2020).
+    .. [4] A. Vehtari, D. Simpson, A. Gelman, Y. Yao and J. Gabry, "Pareto
+       smoothed importance sampling", JMLR 25(72), 2024.
+    .. [5] R. E. Kass and A. E. Raftery, "Bayes factors", JASA 90, 773-795, 1995.
+    """
+    if not isinstance(fit, Posterior):
+        raise TypeError(f"fit must be a probmodels Posterior (from fit_mcmc or fit_svi), got {type(fit).__name__}.")
+    if method not in METHODS:
+        raise ModelSpecError(f"method must be one of {METHODS}, got {method!r}.")
+    if method == "exact":
+        return _exact(fit, exact)
+    if exact is not None:
+        raise ModelSpecError(f"exact= is used only with method='exact', got method={method!r}; drop exact= or set method='exact'.")
+    if fit.model is None or fit.info is None:
+        raise ModelSpecError(
+            "fit has no model attached (it was loaded from a file); refit, or build the Posterior with model=, "
+            "model_args= and info= so the log density can be evaluated."
+        )
+    batch_size = check_positive_int(batch_size, "batch_size")
+    max_iter = check_positive_int(max_iter, "max_iter")
+    for name, value in (("tol", tol), ("max_relative_mse", max_relative_mse)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0.0 < float(value) < math.inf:
+            raise ModelSpecError(f"{name} must be a positive number, got {value!r}.")
+    if num_proposal is not None:
+        num_proposal = check_positive_int(num_proposal, "num_proposal")
+    if method == "bridge" and fit.method.startswith("svi"):
+        raise ModelSpecError(
+            f"fit was made by {fit.method!r}; bridge sampling needs draws from the posterior itself, not from a "
+            "variational approximation. Use method='importance' with an SVI fit, or fit with fit_mcmc."
+        )
+    target, u = _unconstrained_draws(fit)
+    generator = torch.Generator(device=u.device).manual_seed(seed)
+
+    def log_density(points: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), without_validation():
+            return torch.cat([target(chunk) for chunk in points.split(batch_size)])
+
+    if method == "bridge":
+        result = bridge_sampling(
+            u, log_density, num_proposal=num_proposal, tol=tol, max_iter=max_iter, generator=generator
+        )
+        notes = [
+            f"normal proposal fitted to the first half of each chain ({result.num_fit} draws) in unconstrained "
+            f"space; {result.num_iter} posterior and {result.num_proposal} proposal draws in the iteration."
+        ]
+        if not result.converged:
+            notes.append(_warn(
+                f"bridge sampling did not converge in {max_iter} iterations (last relative change {result.last_change:.2g} "
+                f"> tol={tol:g}); raise max_iter, or draw more samples."
+            ))
+        if result.relative_mse > max_relative_mse:
+            notes.append(_warn(
+                f"bridge sampling's relative mean-squared error {result.relative_mse:.3g} exceeds "
+                f"max_relative_mse={max_relative_mse:g} (se of the log evidence {math.sqrt(result.relative_mse):.3g} nats); "
+                "draw more samples, or check that the posterior is well approximated by a normal in unconstrained space."
+            ))
+        return EvidenceEstimate(
+            result.log_evidence, math.sqrt(result.relative_mse), "bridge",
+            {"relative_mse": result.relative_mse, "iterations": float(result.iterations), "converged": float(result.converged),
+             "ess": result.ess, "num_proposal": float(result.num_proposal)},
+            tuple(notes),
+        )
+    flat = u.reshape(-1, u.shape[-1])
+    if method == "importance":
+        return _importance(fit, flat, log_density, num_proposal or flat.shape[0], generator)
+    return _laplace(flat, log_density, target, max_iter)
+
+
+# --------------------------------------------------------------------------- helpers
+def _warn(message: str, stacklevel: int = 3) -> str:
+    """Raise ``message`` as a ConvergenceWarning at the caller of :func:`log_evidence`, and return it for the notes."""
+    warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
+    return message
+
+
+def _exact(fit: Posterior, exact: float | Callable[..., float] | None) -> EvidenceEstimate:
+    """The caller's closed-form log evidence, checked to be a finite number."""
+    if exact is None:
+        raise ModelSpecError(
+            "method='exact' needs exact=: the log evidence as a number, or a callable exact(*model_args, **model_kwargs). "
+            "A model's log_marginal_likelihood at fixed parameters is not the evidence; use method='bridge' otherwise."
+        )
+    value = exact(*fit.model_args, **fit.model_kwargs) if callable(exact) else exact
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    value = np.asarray(value)
+    if value.size != 1 or not np.issubdtype(value.dtype, np.number) or not np.isfinite(value).all():
+        raise DataError(f"exact= must give one finite number (the log evidence), got {value!r}.")
+    return EvidenceEstimate(float(value.reshape(())), 0.0, "exact", {}, ("closed-form log evidence given by the caller.",))
+
+
+def _unconstrained_draws(fit: Posterior) -> tuple[LogDensity, torch.Tensor]:
+    """The model's log density (the one fit_mcmc builds) and the draws in unconstrained space, ``(chain, draw, dim)``."""
+    setup = prepare_fit(fit.model, fit.model_args, fit.model_kwargs, seed=0, observed=fit.info.observed)
+    missing = [site.name for site in setup.info.latents if site.name not in fit.draws]
+    if missing:
+        raise ModelSpecError(f"fit has no draws of the latent site(s) {missing}; its sites are {list(fit.sites)}.")
+    values = {site.name: fit.flat(site.name).to(dtype=setup.dtype, device=setup.device) for site in setup.info.latents}
+    loop = LogDensity(fit.model, setup.args, setup.kwargs, setup.info, vectorize="loop")
+    u = loop.unconstrain(values)
+    if not bool(torch.isfinite(u).all()):
+        raise DataError("fit holds draws on the boundary of a site's support (infinite in unconstrained space); drop them.")
+    with without_validation():
+        target = LogDensity(fit.model, setup.args, setup.kwargs, setup.info, probe=u[: min(8, u.shape[0])])
+    return target, u.reshape(fit.num_chains, fit.num_draws, -1)
+
+
+def _importance(
+    fit: Posterior, flat: torch.Tensor, log_density: Callable[[torch.Tensor], torch.Tensor], size: int,
+    generator: torch.Generator,
+) -> EvidenceEstimate:
+    """Importance sampling from the normal fitted to all the draws."""
+    if flat.shape[0] < max(MIN_DRAWS_PER_CHAIN, 2 * flat.shape[1]):
+        raise ShapeError(
+            f"fit has {flat.shape[0]} draws of a {flat.shape[1]}-dimensional posterior; importance sampling needs at "
+            f"least {max(MIN_DRAWS_PER_CHAIN, 2 * flat.shape[1])} to fit its proposal. Draw more samples."
+        )
+    proposal = fit_normal(flat)
+    x = proposal.sample(size, generator)
+    log_w = (log_density(x) - proposal.log_prob(x)).double()
+    log_w = torch.where(torch.isnan(log_w), torch.full_like(log_w, -math.inf), log_w)
+    if not bool(torch.isfinite(log_w).any()):
+        raise InferenceError("the log density is not finite at any proposal draw; importance sampling cannot proceed.")
+    log_w_np = log_w.cpu().numpy()
+    estimate = float(torch.logsumexp(log_w, 0) - math.log(size))
+    w = np.exp(log_w_np - log_w_np.max())
+    se = float(w.std(ddof=1) / (math.sqrt(size) * w.mean()))
+    ess = float(w.sum() ** 2 / (w**2).sum())
+    _, k_hat = psislw(log_w_np)
+    source = "the guide's draws" if fit.method.startswith("svi") else "the posterior draws"
+    notes = [
+        f"normal proposal fitted to {flat.shape[0]} of {source} in unconstrained space; {size} proposal draws; "
+        f"importance ESS {ess:.0f}."
+    ]
+    if k_hat > PARETO_K_WARN:
+        notes.append(_warn(
+            f"importance sampling's Pareto k-hat is {k_hat:.2f} > {PARETO_K_WARN}: the weights have (near) infinite "
+            "variance, so the estimate and its standard error are unreliable; use method='bridge'.",
+            stacklevel=4,
+        ))
+    return EvidenceEstimate(estimate, se, "importance", {"pareto_k": k_hat, "ess": ess, "num_proposal": float(size)}, tuple(notes))
+
+
+def _laplace(
+    flat: torch.Tensor, log_density: Callable[[torch.Tensor], torch.Tensor], target: LogDensity, max_iter: int
+) -> EvidenceEstimate:
+    """Laplace approximation at the mode found by L-BFGS from the best draw."""
+    best = int(torch.argmax(log_density(flat)))
+    point = flat[best].detach().clone().requires_grad_(True)
+
+    def one(z: torch.Tensor) -> torch.Tensor:
+        return target(z.unsqueeze(0))[0]
+
+    optimizer = torch.optim.LBFGS(
+        [point], lr=1.0, max_iter=max_iter, tolerance_grad=1e-10, tolerance_change=1e-14, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = -one(point)
+        loss.backward()
+        return loss
+
+    with without_validation():
+        optimizer.step(closure)
+        mode = point.detach()
+        with torch.enable_grad():
+            z = mode.clone().requires_grad_(True)
+            value = one(z)
+            (grad,) = torch.autograd.grad(value, z)
+            hessian = torch.autograd.functional.hessian(one, mode)
+    value = value.detach()
+    iterations = int(optimizer.state[point].get("n_iter", 0))
+    chol, info = torch.linalg.cholesky_ex(-hessian)
+    if int(info) != 0 or not bool(torch.isfinite(value)):
+        raise InferenceError(
+            "the Hessian of the log density at the mode found is not negative definite (or the density is not finite "
+            "there); the Laplace approximation does not apply. Use method='bridge'."
+        )
+    dim = mode.shape[0]
+    log_det = float(2 * torch.log(torch.diagonal(chol)).sum())
+    estimate = float(value) + 0.5 * dim * math.log(2 * math.pi) - 0.5 * log_det
+    max_grad = float(grad.abs().max())
+    notes = [
+        "Laplace approximation at the posterior mode in unconstrained space: exact for a Gaussian posterior there, "
+        "biased otherwise; it has no Monte Carlo error, so the standard error is NaN."
+    ]
+    if max_grad > 1e-4:
+        notes.append(_warn(
+            f"the Laplace mode search stopped with max |gradient| {max_grad:.2g} > 1e-4 after {iterations} iterations; "
+            "raise max_iter.",
+            stacklevel=4,
+        ))
+    return EvidenceEstimate(
+        estimate, math.nan, "laplace",
+        {"log_density_at_mode": float(value), "max_abs_gradient": max_grad, "log_det_neg_hessian": log_det,
+         "iterations": float(iterations)},
+        tuple(notes),
+    )
