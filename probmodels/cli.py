@@ -9,26 +9,15 @@ from typing import Sequence
 __all__ = ["main", "diagnose"]
 
 
-def diagnose(path: str) -> int:
-    """Print the convergence table, divergences and LOO of a saved posterior."""
+def diagnose(path: str, html: str | None = None) -> int:
+    """Print the diagnostics report of a saved posterior, and write it as HTML when ``html`` is given."""
     from .core.posterior import load
-    from .diagnostics import check_convergence, loo, summary
+    from .diagnostics import report
 
-    posterior = load(path)
-    print(f"{path}: {posterior!r}\n")
-    idata = posterior.to_arviz(log_likelihood=posterior.has_log_likelihood)
-    print(summary(idata).to_string())
-    if posterior.num_chains > 1 or "diverging" in posterior.sample_stats:
-        report = check_convergence(posterior)
-        print(
-            f"\ndivergences: {report.num_divergent}   max R-hat: {report.max_rhat:.3f}   "
-            f"min ESS bulk: {report.min_ess_bulk:.0f}   min ESS tail: {report.min_ess_tail:.0f}"
-        )
-        for message in report.messages:
-            print(f"warning: {message}")
-    if posterior.has_log_likelihood:
-        print()
-        print(loo(idata))
+    result = report(load(path))
+    print(f"{path}: {result}")
+    if html is not None:
+        print(f"\nHTML report written to {result.to_html(html)}")
     return 0
 
 
@@ -37,8 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="probmodels", description="Probabilistic modeling and Bayesian inference.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="fit a hierarchical model on embedded data and print diagnostics", add_help=False)
-    diag = sub.add_parser("diagnose", help="print R-hat, ESS, divergences and LOO of a saved posterior")
+    diag = sub.add_parser("diagnose", help="print the diagnostics report (R-hat, ESS, divergences, LOO, ...) of a saved posterior")
     diag.add_argument("path", help="a .nc file written by Posterior.save")
+    diag.add_argument("--html", metavar="PATH", help="also write the report as a self-contained HTML page")
     argv = list(sys.argv[1:] if argv is None else argv)
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
@@ -50,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .exceptions import ResultFileError
 
     try:
-        return diagnose(args.path)
+        return diagnose(args.path, html=args.html)
     except ResultFileError as error:
         print(f"probmodels diagnose: {error}", file=sys.stderr)
         return 2

@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 
     from ..core.posterior import Posterior
 
-__all__ = ["to_arviz", "from_netcdf", "summary", "loo", "waic", "rhat", "ess", "bfmi", "psislw", "InferenceData"]
+__all__ = [
+    "to_arviz", "from_netcdf", "pointwise_data", "summary", "loo", "waic", "compare", "rhat", "ess", "bfmi", "psislw",
+    "InferenceData",
+]
 
 InferenceData = az.InferenceData
 
@@ -102,6 +105,18 @@ def from_netcdf(path: str) -> az.InferenceData:
     return az.from_netcdf(path, engine="h5netcdf")
 
 
+def pointwise_data(log_likelihood: np.ndarray, posterior: Mapping[str, Any]) -> az.InferenceData:
+    """InferenceData with a pointwise log-likelihood ``(chain, draw, n)`` as variable ``"obs"`` and the posterior draws.
+
+    ArviZ's ``loo``, ``waic`` and ``compare`` read the relative efficiency of
+    the draws from the ``posterior`` group, so it must hold the fit's draws
+    for the results to equal those on the fit's full InferenceData.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return az.from_dict(posterior=_numpy(posterior), log_likelihood={"obs": np.asarray(log_likelihood, dtype=float)})
+
+
 def summary(idata: az.InferenceData, var_names: list[str] | None = None, hdi_prob: float = 0.94) -> "pd.DataFrame":
     """ArviZ's summary table: mean, sd, HDI, MCSE, bulk/tail ESS and rank-normalised R-hat."""
     with warnings.catch_warnings():
@@ -117,6 +132,13 @@ def loo(idata: az.InferenceData, pointwise: bool = False) -> Any:
 def waic(idata: az.InferenceData, pointwise: bool = False) -> Any:
     """WAIC (elpd_waic, p_waic) of InferenceData with a log_likelihood group."""
     return az.waic(idata, pointwise=pointwise)
+
+
+def compare(idatas: Mapping[str, az.InferenceData], method: str = "stacking") -> "pd.DataFrame":
+    """ArviZ's PSIS-LOO comparison table (rank, elpd_loo, p_loo, elpd_diff, weight, se, dse, warning, scale)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # callers report Pareto k themselves
+        return az.compare(dict(idatas), ic="loo", method=method)
 
 
 def rhat(idata: az.InferenceData) -> Any:
