@@ -45,7 +45,8 @@ class ConvergenceReport:
         Largest rank-normalised split R-hat over all parameters, and ``rhat_site``
         where; nested R-hat when the run grouped its chains into superchains.
     min_ess_bulk, min_ess_tail : float
-        Smallest bulk and tail effective sample sizes, and ``ess_site`` where.
+        Smallest bulk and tail effective sample sizes, and ``ess_site`` where
+        the smaller of the two is.
     num_max_tree_depth : int
         Transitions that stopped at the maximum tree depth.
     messages : list of str
@@ -105,8 +106,8 @@ def check_convergence(
     else:
         max_rhat, rhat_site = _worst(rhat(idata), max) if chains > 1 else (math.nan, "")
         rhat_name = "R-hat"
-    min_bulk, ess_site = _worst(ess(idata, "bulk"), min)
-    min_tail, _ = _worst(ess(idata, "tail"), min)
+    min_bulk, bulk_site = _worst(ess(idata, "bulk"), min)
+    min_tail, tail_site = _worst(ess(idata, "tail"), min)
     messages = []
     if divergent:
         messages.append(
@@ -121,13 +122,14 @@ def check_convergence(
     need = min_ess_per_chain * (superchains or chains)
     if min(min_bulk, min_tail) < need:
         messages.append(
-            f"effective sample size of {ess_site!r} is {min(min_bulk, min_tail):.0f} (bulk {min_bulk:.0f}, tail "
-            f"{min_tail:.0f}) < {need:.0f} ({min_ess_per_chain:.0f} per {'superchain' if superchains else 'chain'}); "
-            "draw more samples."
+            f"effective sample size is too small: smallest bulk ESS {min_bulk:.0f} (of {bulk_site!r}), smallest tail "
+            f"ESS {min_tail:.0f} (of {tail_site!r}); need {need:.0f} ({min_ess_per_chain:.0f} per "
+            f"{'superchain' if superchains else 'chain'}). Draw more samples."
         )
     if saturated:
         messages.append(
             f"{saturated} transitions hit the maximum tree depth {depth_limit}; the sampler is inefficient. "
             "Raise max_tree_depth or use dense_mass=True for correlated posteriors."
         )
+    ess_site = bulk_site if min_bulk <= min_tail else tail_site
     return ConvergenceReport(chains, draws, divergent, max_rhat, rhat_site, min_bulk, min_tail, ess_site, saturated, messages)
