@@ -6,7 +6,7 @@ functions in log space. :mod:`probmodels.hmm.model` builds models on them:
 :class:`GaussianHMM`, :class:`CategoricalHMM`, :class:`PoissonHMM` and
 :class:`HMM` (any emission distribution), fitted by Baum-Welch
 (:mod:`probmodels.hmm.em`) or through the inference core, and
-:func:`select_n_states`.
+:func:`select_n_states`; :func:`plot_states` draws a fitted model on data.
 """
 
 from .em import EMMonitor
@@ -21,11 +21,13 @@ from .ops import (
     check_hmm_params,
     check_normalised,
     forward,
+    log_likelihood,
     posterior_marginals,
     sample,
     sample_states,
     viterbi,
 )
+from .plot import plot_states
 
 __all__ = [
     "HMM",
@@ -35,7 +37,9 @@ __all__ = [
     "HMMProgram",
     "EMMonitor",
     "select_n_states",
+    "plot_states",
     "forward",
+    "log_likelihood",
     "backward",
     "posterior_marginals",
     "viterbi",

@@ -1,7 +1,7 @@
 """Baum-Welch (EM) for hidden Markov models on the exact algorithms of :mod:`~probmodels.hmm.ops`.
 
 The E-step is :func:`~probmodels.hmm.ops.posterior_marginals` with
-``pairwise=True`` over a padded batch of sequences; the M-step updates the
+``transition_counts=True`` over a padded batch of sequences; the M-step updates the
 initial and transition probabilities as hmmlearn does (the mode under
 Dirichlet priors: ``max(prior - 1 + expected counts, 0)`` normalised) and the
 emission parameters by the family's M-step (:mod:`~probmodels.hmm.emissions`).
@@ -90,9 +90,11 @@ def pad_sequences(X: torch.Tensor, lengths: Any) -> SequenceData:
     steps = int(sizes.max())
     size_t = torch.as_tensor(sizes, device=X.device)
     mask = torch.arange(steps, device=X.device) < size_t.unsqueeze(-1)
+    if bool((size_t == steps).all()):
+        return SequenceData(X.reshape(len(sizes), steps, X.shape[1]), None, mask)
     x = X[0].expand(len(sizes), steps, X.shape[1]).clone()
     x[mask] = X
-    return SequenceData(x, None if bool((size_t == steps).all()) else size_t, mask)
+    return SequenceData(x, size_t, mask)
 
 
 def _check_lengths(lengths: Any, n: int) -> np.ndarray:
@@ -171,7 +173,7 @@ def log_terms(
         ``log_init`` ``(..., K)``, ``log_trans`` ``(..., K, K)``, ``log_emit`` ``(..., N, T, K)``.
     """
     log_emit = family.log_emit(params, x)
-    if mask is not None:
+    if mask is not None and not bool(mask.all()):
         log_emit = torch.where(mask.unsqueeze(-1), log_emit, 0.0)
     return params["startprob"].log(), params["transmat"].log(), log_emit
 
@@ -214,7 +216,7 @@ def em_step(
         When the data are impossible under ``params`` (log-likelihood ``-inf``).
     """
     log_init, log_trans, log_emit = log_terms(family, params, data.x, data.mask)
-    post = ops.posterior_marginals(log_init, log_trans, log_emit, data.lengths, pairwise=True)
+    post = ops.posterior_marginals(log_init, log_trans, log_emit, data.lengths, transition_counts=True)
     log_likelihood = float(post.log_likelihood.sum())
     if not math.isfinite(log_likelihood):
         bad = (~torch.isfinite(post.log_likelihood)).nonzero()[:5, 0].tolist()
@@ -229,7 +231,7 @@ def em_step(
     if "s" in learn:
         new["startprob"] = dirichlet_map(gamma[:, 0].sum(0), _as(startprob_prior, gamma), params["startprob"])
     if "t" in learn:
-        new["transmat"] = dirichlet_map(post.pairwise.sum((0, 1)), _as(transmat_prior, gamma), params["transmat"])
+        new["transmat"] = dirichlet_map(post.transition_counts.sum(0), _as(transmat_prior, gamma), params["transmat"])
     new.update(family.m_step(data.x, gamma, params, learn))
     return new, log_likelihood + float(log_prior) + family.em_log_prior(params, learn)
 

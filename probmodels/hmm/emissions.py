@@ -179,6 +179,25 @@ class GaussianEmission(Emission):
             return dist.Normal(params["means"], params["covars"].sqrt()).to_event(1)
         return dist.MultivariateNormal(params["means"], covariance_matrix=params["covars"])
 
+    def log_emit(self, params: ParamMap, x: torch.Tensor) -> torch.Tensor:
+        """``log p(x_nt | z = k)`` ``(..., N, T, K)``; diagonal covariances without gradients by one matrix product.
+
+        With ``y = x - c`` and ``m = means - c`` (``c`` the data mean, which
+        keeps the expansion free of cancellation for data far from 0) the
+        density is ``[y**2, y] @ [-1 / (2 covars), m / covars] + const``: one
+        pass over the ``(N, T, K)`` output instead of the five of a broadcast
+        ``Normal.log_prob``.
+        """
+        means, covars = params.get("means"), params.get("covars")
+        needs_grad = torch.is_grad_enabled() and any(p is not None and p.requires_grad for p in (means, covars))
+        if self.covariance_type != "diag" or means is None or covars is None or needs_grad:
+            return super().log_emit(params, x)
+        centre = x.reshape(-1, x.shape[-1]).mean(0)
+        y, m, precision = x - centre, means - centre, 1 / covars
+        weights = torch.cat([-0.5 * precision, m * precision], -1).transpose(-1, -2)  # (..., 2D, K)
+        const = -0.5 * (m**2 * precision + torch.log(2 * math.pi * covars)).sum(-1)  # (..., K)
+        return torch.matmul(torch.cat([y * y, y], -1), weights).add_(const.unsqueeze(-2))
+
     def initialize(self, X: torch.Tensor, n_states: int, generator: torch.Generator) -> Params:
         means = kmeans_plus_plus(X, n_states, generator)
         if self.covariance_type == "diag":

@@ -32,6 +32,7 @@ from .emissions import CategoricalEmission, CustomEmission, Emission, GaussianEm
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
 __all__ = ["HMM", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "select_n_states", "METHODS"]
 
@@ -193,18 +194,18 @@ class HMM:
     def score(self, X: Any, lengths: Any = None) -> float:
         """Total log-likelihood ``log p(X)`` of all sequences at the fitted parameters."""
         data, terms = self._inputs(X, lengths)
-        return float(ops.forward(*terms, data.lengths).log_likelihood.sum())
+        return float(ops.log_likelihood(*terms, data.lengths).sum())
 
     def score_samples(self, X: Any, lengths: Any = None) -> tuple[float, np.ndarray]:
         """Total log-likelihood and posterior state probabilities ``(n_samples, K)``, as hmmlearn."""
         data, terms = self._inputs(X, lengths)
         post = ops.posterior_marginals(*terms, data.lengths)
-        return float(post.log_likelihood.sum()), post.marginals[data.mask].cpu().numpy()
+        return float(post.log_likelihood.sum()), _observed(post.marginals, data).cpu().numpy()
 
     def predict(self, X: Any, lengths: Any = None) -> np.ndarray:
         """Most probable state path (Viterbi) of each sequence, concatenated: ``(n_samples,)``."""
         data, terms = self._inputs(X, lengths)
-        return ops.viterbi(*terms, data.lengths).path[data.mask].cpu().numpy()
+        return _observed(ops.viterbi(*terms, data.lengths).path, data).cpu().numpy()
 
     def predict_proba(self, X: Any, lengths: Any = None) -> np.ndarray:
         """Posterior state probabilities ``p(z_t = k | X)``, ``(n_samples, K)``.
@@ -217,7 +218,7 @@ class HMM:
             params = {name: value.unsqueeze(1) for name, value in self._draw_params().items()}
             terms = log_terms(self._family, params, data.x, data.mask)
         marginals = ops.posterior_marginals(*terms, data.lengths).marginals
-        return (marginals if marginals.dim() == 3 else marginals.mean(0))[data.mask].cpu().numpy()
+        return _observed(marginals if marginals.dim() == 3 else marginals.mean(0), data).cpu().numpy()
 
     def sample(self, n_steps: int, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw one sequence of ``n_steps`` from the fitted model.
@@ -235,6 +236,12 @@ class HMM:
             emission = self._family.distribution({name: params[name][states] for name in self._family.letters})
             x = emission.sample()
         return (x if emission.event_shape else x.unsqueeze(-1)).cpu().numpy(), states.cpu().numpy()
+
+    def plot_states(self, X: Any, lengths: Any = None, **kwargs: Any) -> "Figure":
+        """Plot ``X`` over its Viterbi states and the posterior state probabilities; see :func:`~probmodels.hmm.plot.plot_states`."""
+        from .plot import plot_states
+
+        return plot_states(self, X, lengths, **kwargs)
 
     # ------------------------------------------------------------- complexity
     @property
@@ -300,7 +307,8 @@ class HMM:
         """EM starting values: fresh ones for the letters in ``init_params``, the attributes for the rest."""
         k = self.n_states
         fresh = {"startprob": X.new_full((k,), 1 / k), "transmat": X.new_full((k, k), 1 / k)}
-        fresh.update(self._family.initialize(X, k, generator))
+        if set(self._family.letters.values()) & set(self.init_params):  # k-means++ only when it is used
+            fresh.update(self._family.initialize(X, k, generator))
         return self._gather(X, fresh, self.init_params, option="init_params")
 
     def _check_params(self, params: ParamMap) -> None:
@@ -510,6 +518,11 @@ def _run_core(
         for r in range(n_restarts)
     ]
     return min(fits, key=lambda fit: float(np.mean(fit.attrs["loss"][-10:])))
+
+
+def _observed(values: torch.Tensor, data: SequenceData) -> torch.Tensor:
+    """The observed steps of ``(N, T, ...)`` values, concatenated: ``(n_samples, ...)``."""
+    return values.reshape((-1,) + values.shape[2:]) if data.lengths is None else values[data.mask]
 
 
 def _check_letters(value: str | None, allowed: str, name: str) -> str:

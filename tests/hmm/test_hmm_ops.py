@@ -18,7 +18,7 @@ from scipy.special import logsumexp
 from probmodels import DataError, ModelSpecError, ShapeError
 from probmodels.hmm import ops
 
-METHODS = ["sequential", "parallel", "blocked"]
+METHODS = ["sequential", "parallel", "blocked", "scaled"]
 F64 = torch.float64
 NEG_INF = -math.inf
 
