@@ -451,7 +451,7 @@ def select_n_states(
     bayes_method: str = "nuts",
     bayes_kwargs: Mapping[str, Any] | None = None,
 ) -> "pd.DataFrame":
-    """Compare numbers of hidden states by BIC/AIC (EM fits) and PSIS-LOO (Bayesian fits).
+    """Compare numbers of hidden states by BIC/AIC (EM fits), PSIS-LOO and log evidence (Bayesian fits).
 
     Parameters
     ----------
@@ -460,9 +460,11 @@ def select_n_states(
     k_range : iterable of int, default range(1, 6)
         Numbers of states to try.
     methods : tuple of str, default ("bic", "loo")
-        ``"bic"``, ``"aic"`` (an EM fit per ``K``) and ``"loo"`` (a Bayesian
-        fit per ``K``; its unit is the sequence, so it needs several).
-        ``"evidence"`` is not available yet: probmodels has no marginal-likelihood estimator.
+        ``"bic"``, ``"aic"`` (an EM fit per ``K``), ``"loo"`` and
+        ``"evidence"`` (one Bayesian fit per ``K`` serves both; LOO's unit is
+        the sequence, so it needs several; the log evidence is estimated by
+        bridge sampling after NUTS and by importance sampling after SVI, see
+        :func:`~probmodels.diagnostics.log_evidence`).
     model : callable, default GaussianHMM
         ``model(n_states, **model_kwargs)`` builds each candidate.
     em_kwargs, bayes_kwargs : dict, optional
@@ -473,17 +475,18 @@ def select_n_states(
     pandas.DataFrame
         Indexed by ``n_states``: ``log_likelihood``, ``n_parameters``, ``bic``,
         ``aic`` (lower is better), ``elpd_loo``, ``elpd_loo_se``, ``p_loo``
-        (higher ``elpd_loo`` is better) and ``max_pareto_k`` (above 0.7 the
-        LOO estimate is unreliable), as asked by ``methods``.
+        (higher ``elpd_loo`` is better), ``max_pareto_k`` (above 0.7 the
+        LOO estimate is unreliable), ``log_evidence`` and
+        ``log_evidence_se`` (higher is better), as asked by ``methods``.
     """
     import pandas as pd
 
     from ..diagnostics.arviz import loo
+    from ..diagnostics.evidence import log_evidence
 
-    unknown = set(methods) - {"bic", "aic", "loo"}
+    unknown = set(methods) - {"bic", "aic", "loo", "evidence"}
     if unknown:
-        hint = " probmodels has no marginal-likelihood estimator yet;" if "evidence" in unknown else ""
-        raise ModelSpecError(f"methods {sorted(unknown)} are not available;{hint} use 'bic', 'aic' and/or 'loo'.")
+        raise ModelSpecError(f"methods {sorted(unknown)} are not available; use 'bic', 'aic', 'loo' and/or 'evidence'.")
     if bayes_method not in ("nuts", "svi"):
         raise ModelSpecError(f"bayes_method must be 'nuts' or 'svi', got {bayes_method!r}.")
     rows = []
@@ -493,11 +496,15 @@ def select_n_states(
             hmm = model(k, **(model_kwargs or {})).fit(X, lengths, **(em_kwargs or {}))
             row.update(log_likelihood=hmm.score(X, lengths), n_parameters=hmm.n_parameters)
             row.update({name: getattr(hmm, name)(X, lengths) for name in ("bic", "aic") if name in methods})
-        if "loo" in methods:
+        if {"loo", "evidence"} & set(methods):
             hmm = model(k, **(model_kwargs or {})).fit(X, lengths, method=bayes_method, **(bayes_kwargs or {}))
+        if "loo" in methods:
             result = loo(hmm.posterior_.to_arviz(), pointwise=True)
             row.update(elpd_loo=float(result.elpd_loo), elpd_loo_se=float(result.se), p_loo=float(result.p_loo),
                        max_pareto_k=float(np.max(result.pareto_k)))
+        if "evidence" in methods:
+            estimate = log_evidence(hmm.posterior_, method="bridge" if bayes_method == "nuts" else "importance")
+            row.update(log_evidence=estimate.log_evidence, log_evidence_se=estimate.standard_error)
         rows.append(row)
     return pd.DataFrame(rows).set_index("n_states")
 

@@ -149,11 +149,32 @@ def test_map_through_the_core_equals_map_em():
     assert float(site["fn"].base_dist.concentration.min()) == 2.0
 
 
-def test_select_n_states_by_bic_and_loo():
+def test_select_n_states_by_bic_loo_and_evidence():
     _, X = simulated(seed=20)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # short SVI runs, high Pareto k with 5 sequences
-        table = select_n_states(X, LENGTHS, k_range=(1, 2), methods=("bic", "loo"), bayes_method="svi",
+        table = select_n_states(X, LENGTHS, k_range=(1, 2), methods=("bic", "loo", "evidence"), bayes_method="svi",
                                 bayes_kwargs={"num_steps": 500, "lr": 0.05, "num_samples": 200, "progress_bar": False})
-    assert {"bic", "elpd_loo", "elpd_loo_se", "p_loo", "max_pareto_k"} <= set(table.columns)
-    assert table["bic"].idxmin() == 2 and table["elpd_loo"].idxmax() == 2
+    assert {"bic", "elpd_loo", "elpd_loo_se", "p_loo", "max_pareto_k", "log_evidence", "log_evidence_se"} <= set(table.columns)
+    assert table["bic"].idxmin() == 2 and table["elpd_loo"].idxmax() == 2 and table["log_evidence"].idxmax() == 2
+
+
+@pytest.mark.slow
+def test_evidence_and_loo_pick_three_states_from_one_to_five():
+    rng = np.random.default_rng(5)
+    transmat = np.array([[0.9, 0.07, 0.03], [0.05, 0.9, 0.05], [0.03, 0.07, 0.9]])
+    means = np.array([-3.0, 0.0, 3.0])
+    sequences = []
+    for _ in range(8):
+        path = [rng.integers(3)]
+        for _ in range(59):
+            path.append(rng.choice(3, p=transmat[path[-1]]))
+        sequences.append(means[path] + 0.7 * rng.normal(size=60))
+    X = np.concatenate(sequences)[:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short runs of the over-complete models warn about R-hat and Pareto k
+        table = select_n_states(X, [60] * 8, k_range=range(1, 6), methods=("loo", "evidence"),
+                                bayes_kwargs={"num_chains": 2, "num_warmup": 300, "num_samples": 300, "compile": False,
+                                              "progress_bar": False, "seed": 1})
+    assert table["log_evidence"].idxmax() == 3, table
+    assert table["elpd_loo"].idxmax() == 3, table
