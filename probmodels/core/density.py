@@ -36,7 +36,7 @@ from pyro.distributions.util import scale_and_mask
 from torch.distributions import Distribution
 
 from ..exceptions import ModelSpecError
-from .protocol import LatentSite, ModelInfo
+from .protocol import ModelInfo
 
 __all__ = ["LogDensity", "FunctionDensity", "batch_plate", "without_validation", "VECTORIZE_MODES"]
 

@@ -186,7 +186,7 @@ def _relative_mse(
     """
     log_f1 = (q21 - log_z) - torch.logaddexp(log_s1 + q21 - log_z, log_s2 + q22)
     log_f2 = q12 - torch.logaddexp(log_s1 + q11 - log_z, log_s2 + q12)
-    n1, n2 = log_f2.shape[0], log_f1.shape[0]
+    n2 = log_f1.shape[0]
     f1 = torch.exp(log_f1 - log_f1.max())
     f2 = torch.exp(log_f2 - log_f2.max())
     ess_f2 = float(effective_sizes(f2.reshape(chains, -1, 1), independent=False)[0])

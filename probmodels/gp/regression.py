@@ -11,7 +11,6 @@ points; nothing switches silently to conjugate gradients or Lanczos.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Mapping, Sequence
 

@@ -1,7 +1,6 @@
 """The core on a CUDA device: computation follows the data. Skipped without a GPU."""
 
 import pytest
-import torch
 
 import probmodels as pm
 from probmodels.datasets import eight_schools

@@ -7,9 +7,7 @@ reported in each failure message: with ~1000 effective draws the rule is
 about 3 MCSE wide for means and 4.5 for sds.
 """
 
-import numpy as np
 import pytest
-import torch
 
 import probmodels as pm
 from probmodels.diagnostics.arviz import rhat

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from probmodels.exceptions import ConvergenceWarning, DataError, InferenceError, ModelSpecError, ShapeError
+from probmodels.exceptions import DataError, InferenceError, ModelSpecError, ShapeError
 from probmodels.gp import CholeskyJitterWarning, GPRegression, InducingPosterior, SparseGPRegression, make_kernel
 from probmodels.gp.ops import log_marginal_likelihood
 from probmodels.gp.sparse import svgp_elbo

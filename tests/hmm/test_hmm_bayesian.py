@@ -25,15 +25,6 @@ CASE = "hmm_example-hmm_example"
 LENGTHS = [50] * 5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The tensors are small: on a loaded 2-core machine torch's intra-op threads only add contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def hmm_example(y):
     """posteriordb's hmm_example with the model layer: 2 states, unit-variance Gaussian emissions,
     positive-ordered means with N(3, 1) and N(10, 1) priors, Dirichlet(1, 1) transition rows.

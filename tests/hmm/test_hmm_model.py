@@ -10,22 +10,12 @@ import warnings
 import numpy as np
 import pyro.distributions as dist
 import pytest
-import torch
 from hmmlearn import hmm as hl
 
 from probmodels import ConvergenceWarning, DataError, ModelSpecError, ShapeError
 from probmodels.hmm import HMM, CategoricalHMM, GaussianHMM, PoissonHMM, select_n_states
 
 LENGTHS = [300, 200, 250]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The tensors are small: on a loaded 2-core machine torch's intra-op threads made EM 10-70x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def gaussian_truth(covariance_type="diag"):
