@@ -20,9 +20,10 @@ import pandas as pd
 from ..core.posterior import Posterior
 from ..exceptions import ConvergenceWarning, DataError, ModelSpecError, ProbModelsError, ShapeError
 from .arviz import compare as arviz_compare
-from .arviz import InferenceData, loo, pointwise_data, rhat, to_arviz
+from .arviz import InferenceData, ess, loo, pointwise_data, rhat, to_arviz
 from .complexity import pointwise_log_likelihood
 from .evidence import METHODS, PARETO_K_WARN, log_evidence
+from .ksd import KSD_ALPHA, thinned_ksd
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -31,7 +32,8 @@ __all__ = ["compare", "plot_compare", "COLUMNS"]
 
 COLUMNS = (
     "elpd_loo", "se", "d_elpd_loo", "d_se", "p_loo", "max_pareto_k", "weight",
-    "log_evidence", "log_evidence_se", "log_bayes_factor", "log_bayes_factor_se", "warnings", "notes",
+    "log_evidence", "log_evidence_se", "log_bayes_factor", "log_bayes_factor_se",
+    "max_rhat", "min_ess_bulk", "ksd_p_value", "warnings", "notes",
 )
 RHAT_WARN = 1.01
 RELATIVE_MSE_WARN = 0.01
@@ -43,6 +45,8 @@ def compare(
     *,
     method: str = "stacking",
     evidence_kwargs: Mapping[str, Any] | None = None,
+    stein: bool = True,
+    max_ksd_draws: int = 1000,
 ) -> pd.DataFrame:
     """Compare fits of the same observations in one table.
 
@@ -61,6 +65,13 @@ def compare(
         ``"BB-pseudo-BMA"`` or ``"pseudo-BMA"``.
     evidence_kwargs
         Further arguments of ``log_evidence`` (e.g. ``seed``).
+    stein
+        Add the kernel Stein discrepancy's bootstrap p-value of each fit
+        (:func:`~probmodels.diagnostics.ksd.thinned_ksd` on at most
+        ``max_ksd_draws`` draws; NaN with a note without a model). Unlike
+        R-hat and ESS it tests the draws against the model's posterior.
+    max_ksd_draws
+        Cap on the draws the KSD uses (its cost is quadratic in them).
 
     Returns
     -------
@@ -72,9 +83,11 @@ def compare(
         ``log_evidence`` and ``log_evidence_se``; ``log_bayes_factor``
         against the fit of largest evidence and ``log_bayes_factor_se``
         (the square root of the sum of both squared standard errors; NaN
-        with ``"laplace"``, which has none);
-        ``warnings`` (Pareto k-hat above 0.7, divergences, R-hat above 1.01,
-        bridge relative MSE above 0.01) and ``notes``, each ``"; "``-joined.
+        with ``"laplace"``, which has none); ``max_rhat`` and
+        ``min_ess_bulk`` over the latent sites (NaN for one chain);
+        ``ksd_p_value``; ``warnings`` (Pareto k-hat above 0.7, divergences,
+        R-hat above 1.01, bridge relative MSE above 0.01, KSD p-value below
+        0.01) and ``notes``, each ``"; "``-joined.
 
     Raises
     ------
@@ -112,16 +125,19 @@ def compare(
     rows = {}
     for name, fit in zip(names, fits.values()):
         k_max = _max_pareto_k(idatas[name])
-        problems = _fit_warnings(fit, k_max)
+        worst_rhat, least_ess = _mixing(fit)
+        problems = _fit_warnings(fit, k_max, worst_rhat)
         notes: list[str] = []
         estimate = (math.nan, math.nan)
         if evidence is not None:
             estimate = _evidence(fit, evidence, dict(evidence_kwargs or {}), problems, notes)
+        ksd_p = _ksd_p_value(fit, max_ksd_draws, problems, notes) if stein else math.nan
         row = table.loc[name]
         rows[name] = {
             "elpd_loo": float(row["elpd_loo"]), "se": float(row["se"]), "d_elpd_loo": float(row["elpd_diff"]),
             "d_se": float(row["dse"]), "p_loo": float(row["p_loo"]), "max_pareto_k": k_max, "weight": float(row["weight"]),
             "log_evidence": estimate[0], "log_evidence_se": estimate[1],
+            "max_rhat": worst_rhat, "min_ess_bulk": least_ess, "ksd_p_value": ksd_p,
             "warnings": "; ".join(problems), "notes": "; ".join(notes if evidence is not None else ["evidence not requested"]),
         }
     out = pd.DataFrame.from_dict(rows, orient="index")
@@ -162,19 +178,45 @@ def _check_same_observations(names: Sequence[str], fits: Sequence[Posterior], po
             )
 
 
-def _fit_warnings(fit: Posterior, k_max: float) -> list[str]:
+def _mixing(fit: Posterior) -> tuple[float, float]:
+    """Largest R-hat and smallest bulk ESS over the latent sites (NaN where undefined)."""
+    if fit.num_chains < 2 or fit.num_draws < 4:
+        return math.nan, math.nan
+    latents = [site.name for site in fit.info.latents] if fit.info is not None else None
+    idata = to_arviz(fit, log_likelihood=False)
+    stats = []
+    for statistic, pick in ((rhat(idata), np.nanmax), (ess(idata, "bulk"), np.nanmin)):
+        values = [np.asarray(stat.values, dtype=float) for name, stat in statistic.data_vars.items() if latents is None or name in latents]
+        finite = [float(pick(v)) for v in values if np.isfinite(v).any()]
+        stats.append(float(pick(finite)) if finite else math.nan)
+    return stats[0], stats[1]
+
+
+def _fit_warnings(fit: Posterior, k_max: float, worst_rhat: float) -> list[str]:
     problems = []
     if k_max > PARETO_K_WARN:
         problems.append(f"Pareto k-hat {k_max:.2f} > {PARETO_K_WARN}")
     divergent = int(fit.sample_stats["diverging"].sum()) if "diverging" in fit.sample_stats else 0
     if divergent:
         problems.append(f"{divergent} divergences")
-    if fit.num_chains > 1 and fit.num_draws >= 4:
-        values = [np.asarray(v.values, dtype=float) for v in rhat(to_arviz(fit, log_likelihood=False)).data_vars.values()]
-        worst = max((float(np.nanmax(v)) for v in values if np.isfinite(v).any()), default=math.nan)
-        if worst > RHAT_WARN:
-            problems.append(f"R-hat {worst:.3f} > {RHAT_WARN}")
+    if worst_rhat > RHAT_WARN:
+        problems.append(f"R-hat {worst_rhat:.3f} > {RHAT_WARN}")
     return problems
+
+
+def _ksd_p_value(fit: Posterior, max_draws: int, problems: list[str], notes: list[str]) -> float:
+    """The KSD bootstrap p-value of a fit, or NaN with a note when it has no model."""
+    if fit.model is None or fit.info is None:
+        notes.append("no KSD: no model attached")
+        return math.nan
+    try:
+        p_value = thinned_ksd(fit, max_draws).p_value
+    except ProbModelsError as error:
+        notes.append(f"no KSD: {error}")
+        return math.nan
+    if p_value < KSD_ALPHA:
+        problems.append(f"KSD p-value {p_value:.3f} < {KSD_ALPHA}")
+    return p_value
 
 
 def _evidence(fit: Posterior, method: str, kwargs: dict[str, Any], problems: list[str], notes: list[str]) -> tuple[float, float]:

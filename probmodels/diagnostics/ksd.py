@@ -32,9 +32,11 @@ from ..core.posterior import Posterior
 from ..exceptions import ModelSpecError
 from .stein import Source, effective_sizes, score_draws
 
-__all__ = ["KSDResult", "ksd"]
+__all__ = ["KSDResult", "ksd", "thinned_ksd"]
 
 KERNELS = ("imq",)
+KSD_ALPHA = 0.01
+"""Bootstrap p-value below which reports and comparisons flag a fit's draws."""
 
 
 class KSDResult(NamedTuple):
@@ -168,6 +170,17 @@ def ksd(
         flip_probability=flip,
         n_bootstrap=n_bootstrap,
     )
+
+
+def thinned_ksd(fit: Posterior, max_draws: int = 1000, **kwargs: Any) -> KSDResult:
+    """:func:`ksd` of a Posterior with its model attached, on at most ``max_draws`` draws.
+
+    The statistic costs O(draws^2), so the draws are thinned evenly within
+    each chain; ``kwargs`` go to :func:`ksd`.
+    """
+    step = max(1, math.ceil(fit.num_chains * fit.num_draws / max_draws))
+    draws = {site.name: fit[site.name][:, ::step] for site in fit.info.latents}
+    return ksd(fit.model, draws, *fit.model_args, model_kwargs=fit.model_kwargs, independent=fit.method.startswith("svi"), **kwargs)
 
 
 def _sign_process(

@@ -30,14 +30,13 @@ from .arviz import bfmi, summary, to_arviz
 from .complexity import Complexity, complexity
 from .convergence import ConvergenceReport, check_convergence
 from .evidence import PARETO_K_WARN, EvidenceEstimate, log_evidence
-from .ksd import KSDResult, ksd
+from .ksd import KSD_ALPHA, KSDResult, thinned_ksd
 from .stein import SteinCheck, stein_check
 
 __all__ = ["Report", "report"]
 
 T = TypeVar("T")
 BFMI_WARN = 0.3
-KSD_ALPHA = 0.01
 _K_BINS = ((-math.inf, 0.5, "good"), (0.5, PARETO_K_WARN, "ok"), (PARETO_K_WARN, 1.0, "bad"), (1.0, math.inf, "very bad"))
 
 
@@ -221,7 +220,7 @@ def report(fit: Posterior, *, evidence: bool = True, stein: bool = True, max_ksd
             unavailable["Stein check and KSD"] = no_model
         else:
             scores = _attempt(lambda: stein_check(fit), "Stein check", unavailable)
-            discrepancy = _attempt(lambda: _thinned_ksd(fit, max_ksd_draws), "KSD", unavailable)
+            discrepancy = _attempt(lambda: thinned_ksd(fit, max_ksd_draws), "KSD", unavailable)
     messages = list(convergence.messages)
     others: set[tuple[type, str]] = set()
     for caught_warning in caught:
@@ -256,12 +255,6 @@ def _attempt(compute: Callable[[], T], name: str, unavailable: dict[str, str]) -
     except ProbModelsError as error:
         unavailable[name] = str(error)
         return None
-
-
-def _thinned_ksd(fit: Posterior, max_draws: int) -> KSDResult:
-    step = max(1, math.ceil(fit.num_chains * fit.num_draws / max_draws))
-    draws = {site.name: fit[site.name][:, ::step] for site in fit.info.latents}
-    return ksd(fit.model, draws, *fit.model_args, model_kwargs=fit.model_kwargs, independent=fit.method.startswith("svi"))
 
 
 def _loo_text(c: Complexity) -> str:

@@ -70,8 +70,11 @@ def test_table_has_the_documented_columns(table):
     assert (table["p_loo"] > 0).all() and (table["max_pareto_k"] < 0.7).all()
     assert table["weight"].sum() == pytest.approx(1.0)
     assert (table["notes"] == "log evidence by bridge").all()
-    for entry in table["warnings"]:  # short chains: R-hat may exceed 1.01, nothing else may fire
-        assert all(item.startswith("R-hat") for item in entry.split("; ") if item), entry
+    assert (table["max_rhat"] < 1.05).all() and (table["min_ess_bulk"] > 50).all()
+    assert table["ksd_p_value"].between(0.0, 1.0).all()
+    for name, entry in table["warnings"].items():  # short chains: R-hat and the KSD may fire, nothing else
+        assert all(item.startswith(("R-hat", "KSD")) for item in entry.split("; ") if item), entry
+        assert ("KSD p-value" in entry) == (table.loc[name, "ksd_p_value"] < 0.01)
 
 
 def test_fits_without_evidence_get_a_note(data):
@@ -84,6 +87,7 @@ def test_fits_without_evidence_get_a_note(data):
     assert math.isfinite(result.loc["nuts", "log_evidence"])
     without = compare({"nuts": nuts, "svi": svi}, evidence=None)
     assert without["log_evidence"].isna().all() and (without["notes"] == "evidence not requested").all()
+    assert result["ksd_p_value"].notna().all()
 
 
 def test_mismatched_observations_raise():
