@@ -37,6 +37,8 @@ COLUMNS = (
 )
 RHAT_WARN = 1.01
 RELATIVE_MSE_WARN = 0.01
+ESTIMATORS = tuple(m for m in METHODS if m not in ("elbo", "exact"))
+"""The ``log_evidence`` methods compare accepts: estimates, not bounds, for any fit."""
 
 
 def compare(
@@ -57,8 +59,8 @@ def compare(
         log-likelihood of the same observations.
     evidence
         Method of :func:`~probmodels.diagnostics.evidence.log_evidence` for
-        the log-evidence columns (``"bridge"``, ``"importance"`` or
-        ``"laplace"``), or None to skip them. A fit that cannot provide it
+        the log-evidence columns (``"bridge"``, ``"importance"``,
+        ``"laplace"`` or ``"stepping_stone"``), or None to skip them. A fit that cannot provide it
         (no model attached, SVI with ``"bridge"``) gets NaN and a note.
     method
         How ArviZ weighs the fits: ``"stacking"`` (default),
@@ -115,8 +117,9 @@ def compare(
         raise TypeError("fits must be a mapping name -> probmodels Posterior, e.g. compare({'linear': fit1, 'quadratic': fit2}).")
     if len(fits) < 2:
         raise ModelSpecError(f"compare needs at least two fits, got {len(fits)}.")
-    if evidence is not None and evidence not in METHODS[:-1]:
-        raise ModelSpecError(f"evidence must be one of {METHODS[:-1]} or None, got {evidence!r}.")
+    if evidence is not None and evidence not in ESTIMATORS:
+        hint = " (the ELBO is a lower bound, not an estimate; Bayes factors need estimates)" if evidence == "elbo" else ""
+        raise ModelSpecError(f"evidence must be one of {ESTIMATORS} or None, got {evidence!r}{hint}.")
     names = [str(name) for name in fits]
     pointwise = {name: pointwise_log_likelihood(fit) for name, fit in zip(names, fits.values())}
     _check_same_observations(names, list(fits.values()), pointwise)

@@ -11,6 +11,11 @@
     k-hat as its reliability diagnostic;
 ``"laplace"``
     the Laplace approximation at the posterior mode (no standard error);
+``"stepping_stone"``
+    stepping-stone sampling along the power posteriors, by NUTS (no proposal,
+    so also for multimodal posteriors; :mod:`~probmodels.diagnostics.stepping_stone`);
+``"elbo"``
+    the ELBO of an SVI fit: a lower bound, not an estimate;
 ``"exact"``
     a closed-form value the caller supplies.
 
@@ -39,11 +44,14 @@ from ..core.setup import prepare_fit
 from ..exceptions import ConvergenceWarning, DataError, InferenceError, ModelSpecError, ShapeError
 from .arviz import psislw
 from .bridge import MIN_DRAWS_PER_CHAIN, bridge_sampling, fit_normal
+from .stein import effective_sizes
+from .stepping_stone import stepping_stone, tempered_model
 
 __all__ = ["EvidenceEstimate", "log_evidence", "METHODS"]
 
-METHODS = ("bridge", "importance", "laplace", "exact")
+METHODS = ("bridge", "importance", "laplace", "stepping_stone", "elbo", "exact")
 PARETO_K_WARN = 0.7
+ELBO_WINDOW = 100
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,12 @@ class EvidenceEstimate:
         draws in the iteration), ``num_proposal``. ``"importance"``:
         ``pareto_k``, ``ess`` (importance-sampling ESS), ``num_proposal``.
         ``"laplace"``: ``log_density_at_mode``, ``max_abs_gradient``,
-        ``log_det_neg_hessian``, ``iterations``.
+        ``log_det_neg_hessian``, ``iterations``. ``"stepping_stone"``:
+        ``num_temperatures``, ``min_ess`` (over the stones), ``worst_stone``
+        (its index ``k``), ``worst_relative_variance`` (its
+        ``Var(r_k_hat) / r_k^2``), ``divergences``. ``"elbo"``:
+        ``lower_bound`` (1: the value is a lower bound of ``log p(y)``),
+        ``num_steps_averaged``, ``ess``.
     notes : tuple of str
         What was done, and warnings worth keeping with the number.
     """
@@ -92,6 +105,10 @@ def log_evidence(
     tol: float = 1e-10,
     max_iter: int = 1000,
     max_relative_mse: float = 0.01,
+    num_temperatures: int = 24,
+    num_chains: int = 16,
+    num_samples: int = 100,
+    num_warmup: int = 100,
     seed: int = 0,
     batch_size: int = 4096,
 ) -> EvidenceEstimate:
@@ -101,10 +118,12 @@ def log_evidence(
     ----------
     fit
         A :class:`~probmodels.core.posterior.Posterior` with its model
-        attached (from :func:`~probmodels.fit_mcmc`; ``"importance"`` and
-        ``"laplace"`` also take one from :func:`~probmodels.fit_svi`).
+        attached (from :func:`~probmodels.fit_mcmc`; ``"importance"``,
+        ``"laplace"`` and ``"stepping_stone"`` also take one from
+        :func:`~probmodels.fit_svi`, ``"elbo"`` only one from it).
     method
-        ``"bridge"`` (default), ``"importance"``, ``"laplace"`` or ``"exact"``.
+        ``"bridge"`` (default), ``"importance"``, ``"laplace"``,
+        ``"stepping_stone"``, ``"elbo"`` or ``"exact"``.
     exact
         For ``method="exact"`` only: the log evidence as a number, or a
         callable ``exact(*model_args, **model_kwargs) -> float`` that computes
@@ -117,10 +136,17 @@ def log_evidence(
         below ``tol``, or after ``max_iter`` iterations (then warn);
         ``max_iter`` also bounds the L-BFGS iterations of ``"laplace"``.
     max_relative_mse
-        Bridge sampling: warn when the estimated relative mean-squared error
-        exceeds this (0.01 is a standard error of about 0.1 nats).
+        Bridge and stepping-stone sampling: warn when the estimated relative
+        mean-squared error exceeds this (0.01 is a standard error of about
+        0.1 nats).
+    num_temperatures
+        Stepping-stone sampling: the number of stones ``K`` (at least 2).
+    num_chains, num_samples, num_warmup
+        Stepping-stone sampling: NUTS chains, kept draws per chain and warmup
+        iterations at each temperature; ``num_chains * num_samples`` prior
+        draws at ``β = 0``.
     seed
-        Seed of the proposal draws (torch's global generator is untouched).
+        Seed of the proposal, prior and NUTS draws (torch's global generator is untouched).
     batch_size
         Points per evaluation of the log density.
 
@@ -135,7 +161,8 @@ def log_evidence(
         ``fit`` is not a Posterior.
     ModelSpecError
         An unknown ``method``, a ``fit`` without a model, an SVI ``fit`` for
-        ``"bridge"``, or ``exact`` missing or given with another method.
+        ``"bridge"``, an MCMC ``fit`` (or a MAP guide) for ``"elbo"``,
+        ``num_temperatures < 2``, or ``exact`` missing or given with another method.
     ShapeError
         Too few draws in ``fit`` for the method.
     DataError
@@ -148,7 +175,8 @@ def log_evidence(
     ConvergenceWarning
         Bridge sampling did not converge or its relative MSE is above
         ``max_relative_mse``; the importance weights have Pareto k-hat above
-        0.7; the Laplace mode search did not reach a zero gradient.
+        0.7; the Laplace mode search did not reach a zero gradient; the
+        stepping-stone standard error squared is above ``max_relative_mse``.
 
     Notes
     -----
@@ -170,6 +198,15 @@ def log_evidence(
     is exact when the posterior is Gaussian in unconstrained space and biased
     otherwise; it has no Monte Carlo error, so its standard error is NaN.
 
+    Stepping-stone sampling [6]_: ladder ``β_k = (k / K)^(1/0.3)``, prior
+    draws at ``β_0 = 0``, NUTS at the other temperatures started from the
+    previous one's draws resampled by their weights; the standard error is the
+    root of the stones' delta-method relative variances (with ESS).
+
+    ``"elbo"`` is ``-mean(loss)`` over the last 100 steps of ``fit.attrs["loss"]``
+    (the guide is not stored), its standard error from their ESS. It is below
+    ``log p(y)`` by ``KL(guide || posterior)`` [7]_, which it cannot estimate.
+
     References
     ----------
     .. [1] X.-L. Meng and W. H. Wong, "Simulating ratios of normalizing
@@ -186,6 +223,11 @@ def log_evidence(
     .. [4] A. Vehtari, D. Simpson, A. Gelman, Y. Yao and J. Gabry, "Pareto
        smoothed importance sampling", JMLR 25(72), 2024.
     .. [5] R. E. Kass and A. E. Raftery, "Bayes factors", JASA 90, 773-795, 1995.
+    .. [6] W. Xie, P. O. Lewis, Y. Fan, L. Kuo and M.-H. Chen, "Improving
+       marginal likelihood estimation for Bayesian phylogenetic model
+       selection", Systematic Biology 60(2), 150-160, 2011.
+    .. [7] D. M. Blei, A. Kucukelbir and J. D. McAuliffe, "Variational
+       inference: a review for statisticians", JASA 112, 859-877, 2017.
     """
     if not isinstance(fit, Posterior):
         raise TypeError(f"fit must be a probmodels Posterior (from fit_mcmc or fit_svi), got {type(fit).__name__}.")
@@ -195,6 +237,8 @@ def log_evidence(
         return _exact(fit, exact)
     if exact is not None:
         raise ModelSpecError(f"exact= is used only with method='exact', got method={method!r}; drop exact= or set method='exact'.")
+    if method == "elbo":
+        return _elbo(fit)
     if fit.model is None or fit.info is None:
         raise ModelSpecError(
             "fit has no model attached (it was loaded from a file); refit, or build the Posterior with model=, "
@@ -212,6 +256,9 @@ def log_evidence(
             f"fit was made by {fit.method!r}; bridge sampling needs draws from the posterior itself, not from a "
             "variational approximation. Use method='importance' with an SVI fit, or fit with fit_mcmc."
         )
+    if method == "stepping_stone":
+        settings = dict(num_temperatures=num_temperatures, num_chains=num_chains, num_samples=num_samples, num_warmup=num_warmup)
+        return _stepping_stone(fit, max_relative_mse, seed, settings)
     target, u = _unconstrained_draws(fit)
     generator = torch.Generator(device=u.device).manual_seed(seed)
 
@@ -380,4 +427,55 @@ def _laplace(
         {"log_density_at_mode": float(value), "max_abs_gradient": max_grad, "log_det_neg_hessian": log_det,
          "iterations": float(iterations)},
         tuple(notes),
+    )
+
+
+def _stepping_stone(fit: Posterior, max_relative_mse: float, seed: int, settings: dict[str, int]) -> EvidenceEstimate:
+    """Stepping-stone sampling with the model's prior and likelihood in unconstrained space."""
+    setup = prepare_fit(fit.model, fit.model_args, fit.model_kwargs, seed=seed, observed=fit.info.observed)
+    num_draws = check_positive_int(settings["num_chains"], "num_chains") * check_positive_int(settings["num_samples"], "num_samples")
+    path = tempered_model(fit.model, setup, num_draws, seed)
+    result = stepping_stone(path.tempered, path.log_likelihood, path.prior_draws, seed=seed, **settings)
+    worst = int(np.argmax(result.relative_variances))
+    notes = [
+        "stepping-stone sampling, beta_k = (k/K)^(1/0.3); " + ", ".join(f"{k}={v}" for k, v in settings.items())
+        + "; per-stone ESS: " + ", ".join(f"{e:.0f}" for e in result.ess) + "."
+    ]
+    if result.standard_error**2 > max_relative_mse:
+        notes.append(_warn(
+            f"stepping-stone sampling's standard error {result.standard_error:.3g} nats exceeds sqrt(max_relative_mse="
+            f"{max_relative_mse:g}); stone {worst} (beta {result.betas[worst]:.3g} to {result.betas[worst + 1]:.3g}) "
+            "varies most. Raise num_temperatures or num_samples.", stacklevel=4,
+        ))
+    diagnostics = {"num_temperatures": float(len(result.ess)), "min_ess": float(result.ess.min()), "worst_stone": float(worst),
+                   "worst_relative_variance": float(result.relative_variances[worst]), "divergences": float(result.divergences)}
+    return EvidenceEstimate(result.log_evidence, result.standard_error, "stepping_stone", diagnostics, tuple(notes))
+
+
+def _elbo(fit: Posterior) -> EvidenceEstimate:
+    """The ELBO of an SVI fit from the last steps of its loss trace, labelled as a lower bound."""
+    if not fit.method.startswith("svi"):
+        raise ModelSpecError(
+            f"method='elbo' needs a fit from fit_svi, got one made by {fit.method!r}: MCMC has no ELBO. "
+            "Use method='stepping_stone' or 'bridge' with an MCMC fit."
+        )
+    if fit.method in ("svi:delta", "svi:laplace"):
+        raise ModelSpecError(
+            f"fit was made by {fit.method!r}, whose loss is the MAP objective (a point-mass guide), not an ELBO; "
+            "fit with guide='normal' or 'mvn', or use method='laplace'."
+        )
+    loss = np.asarray(fit.attrs.get("loss", ()), dtype=float).reshape(-1)
+    if loss.size == 0 or not np.isfinite(loss).all():
+        raise ModelSpecError("fit.attrs['loss'] holds no finite SVI loss trace; the ELBO cannot be recovered from this fit.")
+    tail = -loss[-ELBO_WINDOW:]
+    ess = float(effective_sizes(torch.as_tensor(tail).reshape(1, -1, 1), tail.size < 4)[0])
+    se = float(tail.std(ddof=1) / math.sqrt(ess)) if tail.size > 1 else math.nan
+    notes = [
+        f"LOWER BOUND, not an estimate: the ELBO averaged over the last {tail.size} of {loss.size} SVI steps; "
+        "log p(y) exceeds it by the KL divergence from the guide to the posterior."
+    ]
+    if fit.attrs.get("batch_size") is not None:
+        notes.append(f"the loss was estimated on mini-batches of {fit.attrs['batch_size']}, hence a larger standard error.")
+    return EvidenceEstimate(
+        float(tail.mean()), se, "elbo", {"lower_bound": 1.0, "num_steps_averaged": float(tail.size), "ess": ess}, tuple(notes)
     )

@@ -101,6 +101,8 @@ def test_mismatched_observations_raise():
         compare({"twenty": base})
     with pytest.raises(ModelSpecError, match="evidence"):
         compare({"a": base, "b": base}, evidence="harmonic")
+    with pytest.raises(ModelSpecError, match="lower bound"):
+        compare({"a": base, "b": base}, evidence="elbo")
     with pytest.raises(TypeError):
         compare([base, base])
 
