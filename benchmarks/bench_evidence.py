@@ -57,7 +57,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks"), str(REPO / "tests" / "diagnostics")]
 
-from common import RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, write_results_section  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, reproduce_lines, write_json, write_results_section,
+)
 from test_evidence import A0, B0, TAU, correlated_gaussian, multivariate_t_log_pdf, nig_regression, normal_normal  # noqa: E402
 from test_stepping_stone import bimodal, bimodal_truth  # noqa: E402
 
@@ -169,7 +171,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         f"Bridge sampling from {b['draws']} exact posterior draws in d = {b['dim']} (goal: under 10 s): "
         f"{fmt(b['seconds'])} s, error {fmt(b['error'], 2)} (se {fmt(b['se'], 2)}).",
-        "", "Reproduce with:", "", "```", report["command"], "```", "",
+        "", *reproduce_lines(report["command"]),
     ]
     return "\n".join(text)
 
@@ -219,8 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             "rows": [row for name in names for row in bench_problem(name, args)],
             "bridge_dim": bench_bridge_dim(args),
         }
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(output, report)
     path = write_results_section("evidence", render(report), Path(args.markdown))
     print(f"wrote {output} and the evidence section of {path}")
     return 0

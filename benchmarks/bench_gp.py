@@ -72,7 +72,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
-from common import RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, write_results_section  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, parse_ints, reproduce_lines, write_json, write_results_section,
+)
 
 from probmodels.exceptions import ConvergenceWarning  # noqa: E402
 from probmodels.gp import GPRegression, SparseGPRegression  # noqa: E402
@@ -455,8 +457,7 @@ def write_report(args: argparse.Namespace, command: str, unavailable: dict[str, 
         "svgp": svgp,
     }
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(output, report)
     return report
 
 
@@ -530,22 +531,18 @@ def render(report: dict[str, Any]) -> str:
             *[f"| {r['engine']} | {fmt(r['seconds'])} | {fmt(r['rmse'])} | {r['what']} |" for r in report["svgp"]],
             "",
         ]
-    text += ["Reproduce with:", "", "```", report["command"], "```", ""]
+    text += reproduce_lines(report["command"])
     return "\n".join(text)
 
 
 # ----------------------------------------------------------------------------- command line
 
 
-def _ints(text: str) -> list[int]:
-    return [int(float(token)) for token in text.split(",") if token.strip()]
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line (``--quick`` replaces the grid by a tiny one)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=_ints, default=[500, 2000, 5000], help="training sizes n, comma-separated")
-    parser.add_argument("--dims", type=_ints, default=[1, 5], help="input dimensions d, comma-separated")
+    parser.add_argument("--sizes", type=parse_ints, default=[500, 2000, 5000], help="training sizes n, comma-separated")
+    parser.add_argument("--dims", type=parse_ints, default=[1, 5], help="input dimensions d, comma-separated")
     parser.add_argument("--engines", type=lambda s: [e for e in s.split(",") if e], default=list(ENGINES))
     parser.add_argument("--adam-iters", type=int, default=100, help="Adam steps of gpytorch-adam and pyro-gp")
     parser.add_argument("--lbfgs-iters", type=int, default=500, help="iteration limit of gpytorch-lbfgs")

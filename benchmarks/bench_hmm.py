@@ -58,7 +58,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
-from common import RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, write_results_section  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, parse_ints, reproduce_lines, write_json, write_results_section,
+)
 
 from probmodels.exceptions import ConvergenceWarning  # noqa: E402
 from probmodels.hmm import GaussianHMM  # noqa: E402
@@ -284,8 +286,7 @@ def write_report(args: argparse.Namespace, command: str, unavailable: dict[str, 
         "rows": rows,
     }
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(output, report)
     return report
 
 
@@ -385,22 +386,18 @@ def render(report: dict[str, Any]) -> str:
         text += ["", f"{engine}: {why}."]
     if notes:
         text += ["", "Skipped cells:", ""] + [f"- {note}" for note in notes]
-    text += ["", "Reproduce with:", "", "```", report["command"], "```", ""]
+    text += ["", *reproduce_lines(report["command"])]
     return "\n".join(text)
 
 
 # ----------------------------------------------------------------------------- command line
 
 
-def _ints(text: str) -> list[int]:
-    return [int(float(token)) for token in text.split(",") if token.strip()]
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line (``--quick`` replaces the grid by a tiny one)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--states", type=_ints, default=[4, 16, 64], help="numbers of states K, comma-separated")
-    parser.add_argument("--totals", type=_ints, default=[10**4, 10**5, 10**6], help="total lengths, comma-separated")
+    parser.add_argument("--states", type=parse_ints, default=[4, 16, 64], help="numbers of states K, comma-separated")
+    parser.add_argument("--totals", type=parse_ints, default=[10**4, 10**5, 10**6], help="total lengths, comma-separated")
     parser.add_argument("--batch-sequences", type=int, default=100, help="sequences of the batched layout")
     parser.add_argument("--ops", type=lambda s: [o for o in s.split(",") if o], default=list(OPS))
     parser.add_argument("--engines", type=lambda s: [e for e in s.split(",") if e], default=list(ENGINES))

@@ -56,7 +56,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
 
 import posteriordb_models  # noqa: E402
-from common import RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, write_results_section  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, reproduce_lines, write_json, write_results_section,
+)
 
 import probmodels  # noqa: E402
 from probmodels.exceptions import ConvergenceWarning  # noqa: E402
@@ -402,8 +404,7 @@ def run_benchmark(args, command):
         "rows": rows,
     }
     output = Path(args.output) if args.output else RESULTS_DIR / f"nuts_{args.posterior}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(output, report)
     print(f"wrote {output}", file=sys.stderr)
     return report
 
@@ -464,12 +465,7 @@ def render_section(report):
         "",
         *lines,
         "",
-        "Reproduce with:",
-        "",
-        "```",
-        report["command"],
-        "```",
-        "",
+        *reproduce_lines(report["command"]),
     ])
 
 

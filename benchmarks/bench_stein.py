@@ -46,7 +46,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks"), str(REPO / "tests")]
 
-from common import RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, write_results_section  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, reproduce_lines, write_json, write_results_section,
+)
 
 from probmodels.diagnostics import ksd, stein_check  # noqa: E402
 
@@ -126,7 +128,7 @@ def render(report: dict[str, Any]) -> str:
             f"| {fmt(r['threshold'])} | {'pass' if r['passed'] else 'FAIL'} |"
             for r in report["references"]
         ]
-    text += ["", "Reproduce with:", "", "```", report["command"], "```", ""]
+    text += ["", *reproduce_lines(report["command"])]
     return "\n".join(text)
 
 
@@ -161,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ksd": bench_ksd(args),
                 "references": bench_references(args),
             }
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(output, report)
     path = write_results_section("stein", render(report), Path(args.markdown))
     print(f"wrote {output} and the stein section of {path}")
     return 0

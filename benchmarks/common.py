@@ -10,6 +10,7 @@ benchmarks render independently without overwriting each other.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import re
@@ -101,3 +102,21 @@ def write_results_section(key: str, markdown: str, path: Path = RESULTS_MD) -> P
     page = pattern.sub(lambda _: block, page) if pattern.search(page) else page.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(page)
     return path
+
+
+def parse_ints(text: str) -> list[int]:
+    """A comma-separated command-line list of integers (``1e4`` allowed), e.g. ``"500,2000"``."""
+    return [int(float(token)) for token in text.split(",") if token.strip()]
+
+
+def reproduce_lines(command: str) -> list[str]:
+    """The markdown lines that end every section: the command that reproduces it."""
+    return ["Reproduce with:", "", "```", command, "```", ""]
+
+
+def write_json(output: Path, report: dict) -> Path:
+    """Write a benchmark's JSON report (creating its folder) and return the path."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    return output
