@@ -169,7 +169,7 @@ def forward(
         ``(...)`` integer lengths in ``[1, T]`` of padded sequences.
     time_varying : bool, default False
         Whether ``log_trans`` has a time axis of ``T - 1`` transitions.
-    method : {"auto", "sequential", "parallel", "blocked"}, default "auto"
+    method : {"auto", "sequential", "parallel", "blocked", "scaled"}, default "auto"
         Algorithm; see the module docstring for the ``"auto"`` rule.
     validate : bool, default True
         Check the values for NaN and ``+inf`` (one device sync per argument);
