@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from typing import Any, Callable, Mapping, Sequence
@@ -12,6 +13,7 @@ from tqdm.auto import tqdm
 from .._validation import check_non_negative_int, check_positive_int, check_probability
 from ..exceptions import ConvergenceWarning, ModelSpecError, ShapeError
 from .adaptation import DualAveraging, MetricEstimator, WarmupSchedule, find_reasonable_step_size
+from .checkpoint import CheckpointPlan, SamplerCheckpoint, data_fingerprint, write_checkpoint
 from .density import VECTORIZE_MODES, FunctionDensity, LogDensity, without_validation
 from .initialization import initial_points, uniform_points
 from .nuts import ChainState, GradientTarget, Metric, NUTSKernel
@@ -49,6 +51,8 @@ def fit_mcmc(
     observed: Sequence[str] | None = None,
     progress_bar: bool = True,
     device: str | torch.device | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
 ) -> Posterior:
     """Sample a model's posterior with the No-U-Turn Sampler.
 
@@ -112,6 +116,15 @@ def fit_mcmc(
         Show a progress bar with divergences and step size.
     device
         Only for models without tensor data: where to compute.
+    checkpoint
+        A file the run saves itself to (no pickle; see
+        :mod:`~probmodels.core.checkpoint`). When the file exists, the run
+        continues from it instead of starting over: a run killed at any point
+        and called again with the same arguments loses and repeats no draw,
+        and on the CPU gives bitwise the draws of an uninterrupted run. A
+        finished run's checkpoint returns its posterior at once.
+    checkpoint_every
+        Save after every this many iterations (warmup included) and at the end.
 
     Returns
     -------
@@ -131,6 +144,9 @@ def fit_mcmc(
     target_accept = check_probability(target_accept, "target_accept")
     if kernel not in KERNELS:
         raise ModelSpecError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
+    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    if checkpoint is not None and kernel != "nuts":
+        raise ModelSpecError(f"checkpoint needs kernel='nuts'; kernel={kernel!r} cannot save or resume its state.")
     if vectorize not in VECTORIZE_MODES:
         raise ModelSpecError(f"vectorize must be one of {VECTORIZE_MODES}, got {vectorize!r}.")
     backends = compile_backends(compile, num_warmup + num_samples)
@@ -164,9 +180,18 @@ def fit_mcmc(
                 start = probe[:num_superchains].repeat_interleave(num_chains // num_superchains, dim=0)
             else:
                 start = probe[:num_chains]
+            plan = None
+            if checkpoint is not None:
+                identity = dict(
+                    settings, dim=info.dim, dtype=str(dtype), start=data_fingerprint((start,), {}), vectorize=target.mode,
+                    compile=list(backends),
+                    sites=[[site.name, list(info.site_shapes[site.name])] for site in info.latents],
+                    data=data_fingerprint(args, kwargs),
+                )
+                plan = CheckpointPlan.create(checkpoint, checkpoint_every, identity)
             positions, stats, compiled = _run_nuts(
                 target, start, generator, init_radius=init_radius, fixed_init=init_values is not None,
-                backends=backends, progress_bar=progress_bar, **settings,
+                backends=backends, progress_bar=progress_bar, checkpoint=plan, **settings,
             )
             flat = target.constrain(positions.reshape(num_chains * num_samples, info.dim))
         draws = {k: v.reshape((num_chains, num_samples) + tuple(v.shape[1:])) for k, v in flat.items()}
@@ -310,35 +335,62 @@ def _run_nuts(
     backends: Sequence[str],
     progress_bar: bool,
     seed: int,
+    checkpoint: CheckpointPlan | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], str]:
     """Warm up and sample; returns unconstrained draws ``(chains, samples, dim)``,
-    sample stats, and the graph backend of the leaf update (``"eager"`` when none)."""
-    position, log_density, grad = initial_points(target, start, radius=init_radius, generator=generator, fixed=fixed_init)
-    state = ChainState(position, log_density, grad)
-    chains, dim = position.shape
-    eye = torch.eye(dim, dtype=position.dtype, device=position.device)
-    metric = Metric.from_inverse_mass(eye.expand(chains, dim, dim).clone() if dense_mass else torch.ones_like(position))
+    sample stats, and the graph backend of the leaf update (``"eager"`` when none).
+
+    With a ``checkpoint`` plan the run continues from the plan's file when it
+    exists, and saves itself there as it goes.
+    """
+    chains, dim = start.shape
     kernel = NUTSKernel(target, max_tree_depth=max_tree_depth)
-    compiled = (kernel.compile(state, metric, generator, backends) if backends else None) or "eager"
+    saved = checkpoint.resume(start) if checkpoint is not None else None
+    if saved is None:
+        position, log_density, grad = initial_points(target, start, radius=init_radius, generator=generator, fixed=fixed_init)
+        state = ChainState(position, log_density, grad)
+        eye = torch.eye(dim, dtype=position.dtype, device=position.device)
+        metric = Metric.from_inverse_mass(eye.expand(chains, dim, dim).clone() if dense_mass else torch.ones_like(position))
+        compiled = (kernel.compile(state, metric, generator, backends) if backends else None) or "eager"
+    else:
+        state, metric = saved.state, Metric.from_inverse_mass(saved.inverse_mass)
+        compiled = (kernel.compile(state, metric, generator, (saved.compiled,)) if saved.compiled != "eager" else None) or "eager"
+        if compiled != saved.compiled:
+            warnings.warn(
+                f"the checkpointed run's {saved.compiled!r} leaf graph could not be rebuilt; the run continues with eager "
+                "leaves (valid draws, not bitwise equal to an uninterrupted run).",
+                UserWarning,
+                stacklevel=3,
+            )
+        generator.set_state(saved.generator_state)
 
     def heuristic(step: torch.Tensor) -> torch.Tensor:
         step = find_reasonable_step_size(target, state, step, metric, generator)
         return step.median().expand(chains).clone() if adapt_pooled else step
 
-    averaging = DualAveraging(heuristic(torch.ones_like(log_density)), target_accept=target_accept, pooled=adapt_pooled)
+    if saved is None:
+        averaging = DualAveraging(heuristic(torch.ones_like(state.log_density)), target_accept=target_accept, pooled=adapt_pooled)
+        estimator = MetricEstimator(chains, dim, dense_mass, adapt_pooled, state.position)
+        step_size, first = averaging.step_size, 0
+    else:
+        averaging, estimator, step_size, first = saved.averaging, saved.estimator, saved.step_size, saved.iteration
     schedule = WarmupSchedule.stan(num_warmup)
-    estimator = MetricEstimator(chains, dim, dense_mass, adapt_pooled, position)
-    draws = position.new_empty((chains, num_samples, dim))
+    draws = state.position.new_empty((chains, num_samples, dim))
     stats = {
-        "diverging": torch.zeros((chains, num_samples), dtype=torch.bool, device=position.device),
-        "tree_depth": torch.zeros((chains, num_samples), dtype=torch.long, device=position.device),
-        "n_steps": torch.zeros((chains, num_samples), dtype=torch.long, device=position.device),
-        **{k: position.new_zeros((chains, num_samples)) for k in ("acceptance_rate", "energy", "step_size", "lp")},
+        "diverging": torch.zeros((chains, num_samples), dtype=torch.bool, device=start.device),
+        "tree_depth": torch.zeros((chains, num_samples), dtype=torch.long, device=start.device),
+        "n_steps": torch.zeros((chains, num_samples), dtype=torch.long, device=start.device),
+        **{k: state.position.new_zeros((chains, num_samples)) for k in ("acceptance_rate", "energy", "step_size", "lp")},
     }
-    divergent = 0
-    bar = tqdm(total=num_warmup + num_samples, disable=not progress_bar, desc="warmup", leave=False, dynamic_ncols=True)
-    step_size = averaging.step_size
-    for iteration in range(num_warmup + num_samples):
+    if saved is not None:
+        kept = saved.draws.shape[1]
+        draws[:, :kept] = saved.draws
+        for name, value in saved.stats.items():
+            stats[name][:, :kept] = value
+    total = num_warmup + num_samples
+    divergent = int(stats["diverging"].sum())
+    bar = tqdm(total=total, initial=first, disable=not progress_bar, desc="warmup" if first < num_warmup else "sample", leave=False, dynamic_ncols=True)
+    for iteration in range(first, total):
         warming = iteration < num_warmup
         state, info = kernel.transition(state, step_size, metric, generator)
         if warming:
@@ -361,6 +413,13 @@ def _run_nuts(
             stats["step_size"][:, i] = step_size
             stats["lp"][:, i] = state.log_density
             divergent += int(info.diverging.sum()) if progress_bar else 0
+        if checkpoint is not None and checkpoint.due(iteration, total):
+            kept = max(0, iteration + 1 - num_warmup)
+            write_checkpoint(checkpoint.path, SamplerCheckpoint(
+                iteration=iteration + 1, settings=checkpoint.settings, compiled=compiled, state=state, step_size=step_size,
+                inverse_mass=metric.inverse_mass, averaging=averaging, estimator=estimator, draws=draws[:, :kept],
+                stats={name: value[:, :kept] for name, value in stats.items()}, generator_state=generator.get_state(),
+            ))
         if progress_bar and iteration % 10 == 0:
             bar.set_postfix(divergences=divergent, step_size=f"{float(step_size.mean()):.3g}", refresh=False)
         bar.update(1)
