@@ -1,4 +1,4 @@
-"""Discrete Bayesian networks.
+"""Bayesian networks, discrete and linear-Gaussian.
 
 :class:`DiscreteBayesianNetwork` (structure, named states, validated CPTs),
 :class:`Inference` (exact queries by name, batched queries, MAP/MPE,
@@ -6,10 +6,25 @@ interventions, sampling, likelihood weighting), :mod:`probmodels.bn.learn`
 (maximum likelihood with EM for missing cells, Dirichlet posteriors of the
 CPTs with posterior draws, the BDeu/K2 marginal likelihood),
 :mod:`probmodels.bn.convert` (pgmpy) and :mod:`probmodels.bn.ops` (the exact
-algorithms as pure tensor functions).
+algorithms as pure tensor functions); linear-Gaussian networks:
+:class:`LinearGaussianBayesianNetwork`, :class:`GaussianInference` (exact
+conditionals, evidence densities, interventions, sampling) and
+:mod:`probmodels.bn.gaussian_learn` (least squares and the conjugate
+Normal-Inverse-Gamma posterior with its exact evidence).
 """
 
+from . import gaussian_ops
 from .convert import from_pgmpy, to_pgmpy
+from .gaussian import GaussianCPD, LinearGaussianBayesianNetwork
+from .gaussian_convert import gaussian_from_pgmpy, gaussian_to_pgmpy
+from .gaussian_inference import GaussianInference, GaussianQuery
+from .gaussian_learn import (
+    NormalInverseGammaPosterior,
+    UncertainGaussianQuery,
+    gaussian_log_marginal_likelihood,
+    gaussian_maximum_likelihood,
+    gaussian_posterior,
+)
 from .inference import Inference, QueryResult
 from .learn import DirichletPosterior, UncertainQuery, dirichlet_posterior, log_marginal_likelihood, maximum_likelihood
 from .network import CPD, DiscreteBayesianNetwork, do
@@ -27,4 +42,16 @@ __all__ = [
     "UncertainQuery",
     "from_pgmpy",
     "to_pgmpy",
+    "LinearGaussianBayesianNetwork",
+    "GaussianCPD",
+    "GaussianInference",
+    "GaussianQuery",
+    "gaussian_maximum_likelihood",
+    "gaussian_posterior",
+    "gaussian_log_marginal_likelihood",
+    "NormalInverseGammaPosterior",
+    "UncertainGaussianQuery",
+    "gaussian_from_pgmpy",
+    "gaussian_to_pgmpy",
+    "gaussian_ops",
 ]

@@ -1,0 +1,382 @@
+"""Linear-Gaussian Bayesian networks: a DAG of named continuous variables.
+
+Each node is ``X = intercept + sum_j weight_j * parent_j + N(0, variance)``.
+:class:`LinearGaussianBayesianNetwork` holds the structure (a networkx
+``DiGraph``) and one validated :class:`GaussianCPD` per node; its
+:meth:`~LinearGaussianBayesianNetwork.tensors` feed the pure algorithms of
+:mod:`probmodels.bn.gaussian_ops`. Queries go through
+:class:`probmodels.bn.gaussian_inference.GaussianInference`, learning through
+:mod:`probmodels.bn.gaussian_learn`, conversion from and to pgmpy through
+:mod:`probmodels.bn.gaussian_convert`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import networkx as nx
+import numpy as np
+import torch
+
+from ..exceptions import ModelSpecError, ShapeError
+from . import gaussian_ops as ops
+from .network import topological_order
+
+__all__ = ["GaussianCPD", "LinearGaussianBayesianNetwork", "finite_number"]
+
+
+class GaussianCPD(NamedTuple):
+    """Linear-Gaussian conditional distribution of one node."""
+
+    parents: tuple[Hashable, ...]
+    """Parents, in the order of ``weights``' last axis."""
+    intercept: torch.Tensor
+    """``(*batch)``."""
+    weights: torch.Tensor
+    """``(*batch, n_parents)``."""
+    variance: torch.Tensor
+    """``(*batch)`` noise variance ``sigma^2`` (0 only for a node fixed by ``do``)."""
+
+
+class LinearGaussianBayesianNetwork:
+    """A Bayesian network of linear-Gaussian conditional distributions.
+
+    Parameters
+    ----------
+    edges : iterable of (parent, child) pairs, optional
+        Directed edges. Edges implied by the CPDs' parents are added too.
+    cpds : mapping, optional
+        ``{node: (parents, intercept, weights, variance)}``: ``parents`` a
+        sequence of nodes, ``weights`` one per parent in that order, ``variance``
+        the noise variance ``sigma^2 > 0``. Each parameter may carry leading batch
+        dims (e.g. posterior draws) shared by all CPDs: ``intercept`` and
+        ``variance`` ``(*batch)``, ``weights`` ``(*batch, n_parents)``.
+    nodes : iterable, optional
+        Extra nodes (e.g. isolated ones).
+    dtype : torch.dtype, default torch.float64
+        Floating dtype of the parameters.
+    device : str or torch.device, optional
+        Device of the parameters (default CPU).
+
+    Raises
+    ------
+    ModelSpecError
+        For a cycle, a self-loop, an unknown parent, a wrong number of weights,
+        non-finite parameters or a variance that is not > 0.
+
+    Examples
+    --------
+    >>> net = LinearGaussianBayesianNetwork(cpds={
+    ...     "x": ((), 1.0, (), 4.0),
+    ...     "y": (("x",), -5.0, (0.5,), 4.0),
+    ... })
+    >>> net.joint().mean
+    tensor([ 1.0000, -4.5000], dtype=torch.float64)
+    """
+
+    def __init__(
+        self,
+        edges: Iterable[tuple[Hashable, Hashable]] = (),
+        cpds: Mapping[Hashable, tuple[Sequence[Hashable], Any, Any, Any]] | None = None,
+        *,
+        nodes: Iterable[Hashable] = (),
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating dtype such as torch.float64, got {dtype}.")
+        self._dtype = dtype
+        self._device = torch.device(device) if device is not None else torch.device("cpu")
+        self._graph = nx.DiGraph()
+        self._cpds: dict[Hashable, GaussianCPD] = {}
+        self._tensors: ops.GaussianNetworkTensors | None = None
+        cpds = dict(cpds or {})
+        self._graph.add_nodes_from(itertools.chain(nodes, cpds))
+        for parent, child in edges:
+            self.add_edge(parent, child)
+        for node, spec in cpds.items():
+            if not isinstance(spec, (tuple, list)) or len(spec) != 4:
+                raise TypeError(
+                    f"cpds[{node!r}] must be a tuple (parents, intercept, weights, variance), got {spec!r}."
+                )
+            self.add_cpd(node, *spec)
+
+    # ------------------------------------------------------------------ structure
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """A copy of the DAG."""
+        return self._graph.copy()
+
+    @property
+    def nodes(self) -> tuple[Hashable, ...]:
+        """Nodes in the topological order used by :meth:`tensors` (ties keep insertion order)."""
+        return topological_order(self._graph)
+
+    @property
+    def edges(self) -> tuple[tuple[Hashable, Hashable], ...]:
+        """Directed edges ``(parent, child)``."""
+        return tuple(self._graph.edges)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the parameters."""
+        return self._dtype
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return self._device
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        """Leading batch shape shared by the parameters (empty for a single network)."""
+        return ops.batch_shape(self.tensors())
+
+    def add_edge(self, parent: Hashable, child: Hashable) -> None:
+        """Add the edge ``parent -> child``, refusing self-loops, cycles and edges into nodes that have a CPD."""
+        if parent == child:
+            raise ModelSpecError(f"self-loop {parent!r} -> {child!r}: a Bayesian network is acyclic; remove this edge.")
+        if self._graph.has_edge(parent, child):
+            return
+        if child in self._cpds:
+            raise ModelSpecError(
+                f"node {child!r} already has a CPD with parents {self._cpds[child].parents}; adding the edge "
+                f"{parent!r} -> {child!r} would invalidate it. Add edges first, then CPDs (add_cpd replaces a CPD)."
+            )
+        self._check_acyclic(parent, child)
+        self._graph.add_edge(parent, child)
+        self._tensors = None
+
+    def parents(self, node: Hashable) -> tuple[Hashable, ...]:
+        """Parents of ``node`` in the order of its weights (graph order before a CPD is set)."""
+        node = self._check_node(node)
+        return self._cpds[node].parents if node in self._cpds else tuple(self._graph.predecessors(node))
+
+    def has_cpd(self, node: Hashable) -> bool:
+        """Whether ``node`` has a CPD."""
+        return self._check_node(node) in self._cpds
+
+    def cpd(self, node: Hashable) -> GaussianCPD:
+        """The CPD of ``node``."""
+        node = self._check_node(node)
+        if node not in self._cpds:
+            raise ModelSpecError(
+                f"node {node!r} has no CPD yet; add one with add_cpd({node!r}, parents, intercept, weights, variance)."
+            )
+        return self._cpds[node]
+
+    def index(self, node: Hashable) -> int:
+        """Position of ``node`` in :attr:`nodes` (its variable index in :meth:`tensors`)."""
+        return self.nodes.index(self._check_node(node))
+
+    # ------------------------------------------------------------------ CPDs
+
+    def add_cpd(self, node: Hashable, parents: Sequence[Hashable], intercept: Any, weights: Any, variance: Any) -> None:
+        """Set (or replace) the linear-Gaussian CPD of ``node``.
+
+        Parameters
+        ----------
+        node : hashable
+            The node; added to the graph if new.
+        parents : sequence
+            Its parents, existing nodes; the edges ``parent -> node`` are added.
+            They must include every parent that the graph already has.
+        intercept : float or array-like
+            ``(*batch)``.
+        weights : array-like
+            ``(*batch, len(parents))``: one weight per parent, in the parents' order.
+        variance : float or array-like
+            ``(*batch)`` noise variance ``sigma^2``, finite and > 0.
+
+        Raises
+        ------
+        ModelSpecError
+            Unknown or duplicate parents, a cycle, a wrong number of weights,
+            non-finite values, a variance that is not > 0.
+        ShapeError
+            Batch dims that do not broadcast with those of the other CPDs.
+        """
+        parents = tuple(parents)
+        for parent in parents:
+            if parent not in self._graph:
+                raise ModelSpecError(
+                    f"parent {parent!r} of {node!r} is not a node of the network{self._suggest(parent)}."
+                )
+        if len(set(parents)) != len(parents):
+            raise ModelSpecError(f"the parents {parents} of {node!r} contain duplicates; list each parent once.")
+        extra = set(self._graph.predecessors(node)) - set(parents) if node in self._graph else set()
+        if extra:
+            raise ModelSpecError(
+                f"the graph has edges into {node!r} from {sorted(map(repr, extra))} that its CPD does not list as "
+                f"parents {parents}; add them to the CPD's parents (with weights) or build the network without them."
+            )
+        for parent in parents:
+            self._check_acyclic(parent, node)
+        cpd = self._as_cpd(node, parents, intercept, weights, variance)
+        self._cpds.pop(node, None)
+        self._graph.add_node(node)
+        self._graph.add_edges_from((parent, node) for parent in parents)
+        self._cpds[node] = cpd
+        self._tensors = None
+
+    def check_complete(self) -> None:
+        """Raise :class:`ModelSpecError` unless every node has a CPD (the other checks run in :meth:`add_cpd`)."""
+        missing = [node for node in self._graph if node not in self._cpds]
+        if missing:
+            raise ModelSpecError(
+                f"nodes {missing} have no CPD; add one per node with add_cpd(node, parents, intercept, weights, "
+                "variance) or learn them with probmodels.bn.gaussian_learn."
+            )
+
+    def tensors(self) -> ops.GaussianNetworkTensors:
+        """The network as :class:`~probmodels.bn.gaussian_ops.GaussianNetworkTensors`, in the order of :attr:`nodes`."""
+        if self._tensors is None:
+            self.check_complete()
+            nodes = self.nodes
+            index = {node: i for i, node in enumerate(nodes)}
+            cpds = [self._cpds[node] for node in nodes]
+            batch = torch.broadcast_shapes(*(c.variance.shape for c in cpds))
+            n = len(nodes)
+            intercept = torch.stack([c.intercept.expand(batch) for c in cpds], -1)
+            variance = torch.stack([c.variance.expand(batch) for c in cpds], -1)
+            weights = torch.zeros(batch + (n, n), dtype=self._dtype, device=self._device)
+            for i, c in enumerate(cpds):
+                for k, parent in enumerate(c.parents):
+                    weights[..., i, index[parent]] = c.weights[..., k]
+            self._tensors = ops.GaussianNetworkTensors(intercept, weights, variance)
+        return self._tensors
+
+    def joint(self) -> ops.JointGaussian:
+        """The joint normal distribution (mean, covariance, Cholesky factor) over :attr:`nodes`."""
+        return ops.joint_gaussian(self.tensors())
+
+    def to(
+        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> LinearGaussianBayesianNetwork:
+        """A copy with the parameters on ``device`` and/or in ``dtype``."""
+        device = torch.device(device) if device is not None else self._device
+        dtype = dtype or self._dtype
+        copy = LinearGaussianBayesianNetwork(self.edges, nodes=self._graph.nodes, dtype=dtype, device=device)
+        move = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+        copy._cpds = {
+            node: GaussianCPD(c.parents, move(c.intercept), move(c.weights), move(c.variance))
+            for node, c in self._cpds.items()
+        }
+        return copy
+
+    def do(self, interventions: Mapping[Hashable, float]) -> LinearGaussianBayesianNetwork:
+        """The mutilated network of ``do(node = value, ...)`` (graph surgery).
+
+        Each intervened node loses its incoming edges and becomes the constant
+        ``value`` (variance 0); its children keep their CPDs.
+
+        Parameters
+        ----------
+        interventions : mapping
+            ``{node: value}``.
+
+        Returns
+        -------
+        LinearGaussianBayesianNetwork
+            A new network; this one is unchanged.
+        """
+        self.check_complete()
+        values = {self._check_node(n): finite_number(v, f"do({n!r} = ...)") for n, v in interventions.items()}
+        copy = self.to()
+        batch = self.batch_shape
+        for node, value in values.items():
+            copy._graph.remove_edges_from(list(copy._graph.in_edges(node)))
+            constant = torch.full(batch, value, dtype=self._dtype, device=self._device)
+            empty = torch.zeros(batch + (0,), dtype=self._dtype, device=self._device)
+            copy._cpds[node] = GaussianCPD((), constant, empty, torch.zeros_like(constant))
+        return copy
+
+    def __repr__(self) -> str:
+        complete = all(node in self._cpds for node in self._graph)
+        batch = f", batch_shape={tuple(self.batch_shape)}" if complete and self._graph and self.batch_shape else ""
+        return (
+            f"LinearGaussianBayesianNetwork({self._graph.number_of_nodes()} nodes, {self._graph.number_of_edges()} "
+            f"edges, {str(self._dtype).replace('torch.', '')}, {self._device}{batch})"
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_acyclic(self, parent: Hashable, child: Hashable) -> None:
+        if parent in self._graph and child in self._graph and nx.has_path(self._graph, child, parent):
+            cycle = nx.shortest_path(self._graph, child, parent) + [child]
+            raise ModelSpecError(
+                f"edge {parent!r} -> {child!r} would create the cycle {' -> '.join(map(repr, cycle))}; "
+                "a Bayesian network must be acyclic: remove one of these edges."
+            )
+
+    def _check_node(self, node: Hashable) -> Hashable:
+        if node not in self._graph:
+            raise ModelSpecError(f"unknown node {node!r}{self._suggest(node)}.")
+        return node
+
+    def _suggest(self, node: Hashable) -> str:
+        names = [str(n) for n in self._graph]
+        close = difflib.get_close_matches(str(node), names, n=3)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        shown = names[:20] + (["..."] if len(names) > 20 else [])
+        return f" (nodes: {', '.join(shown)}){hint}"
+
+    def _tensor(self, node: Hashable, name: str, value: Any) -> torch.Tensor:
+        if isinstance(value, torch.Tensor):
+            return value.detach().to(device=self._device, dtype=self._dtype)
+        array = np.asarray(value)
+        if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+            raise TypeError(f"the {name} of {node!r} must be numeric array-like, got {value!r}.")
+        return torch.as_tensor(array, dtype=self._dtype, device=self._device)
+
+    def _as_cpd(self, node: Hashable, parents: tuple, intercept: Any, weights: Any, variance: Any) -> GaussianCPD:
+        intercept = self._tensor(node, "intercept", intercept)
+        variance = self._tensor(node, "variance", variance)
+        weights = self._tensor(node, "weights", weights)
+        if weights.dim() == 0 or weights.shape[-1] != len(parents):
+            raise ModelSpecError(
+                f"the CPD of {node!r} has weights of shape {tuple(weights.shape)} but {len(parents)} parent(s) "
+                f"{parents}; pass one weight per parent, in the parents' order (shape (*batch, {len(parents)}))."
+            )
+        others = [c.variance.shape for n, c in self._cpds.items() if n != node]
+        try:
+            batch = torch.broadcast_shapes(intercept.shape, weights.shape[:-1], variance.shape)
+            torch.broadcast_shapes(batch, *others)
+        except RuntimeError:
+            raise ShapeError(
+                f"the CPD of {node!r} has batch shapes intercept {tuple(intercept.shape)}, weights "
+                f"{tuple(weights.shape[:-1])}, variance {tuple(variance.shape)}, which do not broadcast with each "
+                f"other or with the batch shapes {sorted(set(map(tuple, others)))} of the other CPDs."
+            ) from None
+        for name, value in (("intercept", intercept), ("weights", weights), ("variance", variance)):
+            if not bool(torch.isfinite(value).all()):
+                raise ModelSpecError(
+                    f"the {name} of {node!r} has non-finite entries ({value[~torch.isfinite(value)][:5].tolist()}); "
+                    "parameters must be finite numbers."
+                )
+        if not bool((variance > 0).all()):
+            bad = variance[variance <= 0][:5].tolist()
+            raise ModelSpecError(
+                f"the variance of {node!r} must be > 0, got {bad}; pass sigma^2 (not sigma) as a positive number. "
+                "To fix a node at a value, use network.do({node: value})."
+            )
+        weights = weights.expand(batch + (len(parents),))
+        return GaussianCPD(parents, intercept.expand(batch), weights, variance.expand(batch))
+
+
+def finite_number(value: Any, name: str, error: type[Exception] = ModelSpecError) -> float:
+    """``value`` as a float; ``TypeError`` for a non-number (or bool), ``error`` for NaN or inf."""
+    try:
+        number = float(value) if not isinstance(value, (bool, str, bytes)) else None
+    except (TypeError, ValueError, RuntimeError):
+        number = None
+    if number is None:
+        raise TypeError(f"{name} must be a real number, got {value!r}.")
+    if not math.isfinite(number):
+        raise error(f"{name} must be finite, got {number}; pass a finite value or leave it out.")
+    return number
