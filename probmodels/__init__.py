@@ -10,6 +10,7 @@ from .exceptions import (
     DataError,
     InferenceError,
     ModelSpecError,
+    NetworkFileError,
     NotFittedError,
     ProbModelsError,
     ResultFileError,
@@ -30,6 +31,7 @@ __all__ = [
     "ShapeError",
     "InferenceError",
     "ResultFileError",
+    "NetworkFileError",
     "NotFittedError",
     "ConvergenceWarning",
 ]

@@ -15,6 +15,7 @@ __all__ = [
     "ShapeError",
     "InferenceError",
     "ResultFileError",
+    "NetworkFileError",
     "NotFittedError",
     "ConvergenceWarning",
 ]
@@ -42,6 +43,11 @@ class InferenceError(ProbModelsError, RuntimeError):
 
 class ResultFileError(ProbModelsError, ValueError):
     """A saved result file is missing, truncated, or does not hold a probmodels result."""
+
+
+class NetworkFileError(ModelSpecError):
+    """A network file (BIF, XMLBIF) cannot be read: bad syntax, truncation, undeclared
+    variables, table sizes that do not fit, unsafe XML or undecodable bytes."""
 
 
 class NotFittedError(ProbModelsError, ValueError, AttributeError):
