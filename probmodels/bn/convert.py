@@ -13,19 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..exceptions import ModelSpecError, ShapeError
+from ._pgmpy import check_every_cpd, import_pgmpy, pgmpy_skeleton
 from .network import DiscreteBayesianNetwork
 
 __all__ = ["from_pgmpy", "to_pgmpy"]
-
-
-def _pgmpy() -> Any:
-    try:
-        import pgmpy.factors.discrete
-        import pgmpy.models
-    except ImportError as error:  # pragma: no cover - pgmpy is installed in the test environment
-        raise ImportError("conversion to and from pgmpy needs pgmpy: pip install pgmpy") from error
-    return pgmpy
 
 
 def from_pgmpy(
@@ -45,7 +36,7 @@ def from_pgmpy(
     DiscreteBayesianNetwork
         Same nodes, edges, parent orders, state names and probabilities.
     """
-    pgmpy = _pgmpy()
+    pgmpy = import_pgmpy("discrete")
     if not isinstance(model, pgmpy.models.DiscreteBayesianNetwork):
         raise TypeError(f"model must be a pgmpy DiscreteBayesianNetwork, got {type(model).__name__}.")
     cpds = {}
@@ -55,9 +46,7 @@ def from_pgmpy(
         values = np.asarray(cpd.get_values(), dtype=np.float64)
         table = values.T.reshape(cards[1:] + cards[:1])
         cpds[node] = (parents, tuple(cpd.state_names[node]), table)
-    missing = sorted(set(model.nodes()) - set(cpds), key=str)
-    if missing:
-        raise ModelSpecError(f"the pgmpy model has no CPD for {missing}; add them (model.add_cpds) before converting.")
+    check_every_cpd(model, cpds)
     return DiscreteBayesianNetwork(model.edges(), cpds, nodes=model.nodes(), dtype=dtype, device=device)
 
 
@@ -74,15 +63,8 @@ def to_pgmpy(network: DiscreteBayesianNetwork) -> Any:
     pgmpy.models.DiscreteBayesianNetwork
         Same structure, parent orders, state names and (float64) probabilities.
     """
-    pgmpy = _pgmpy()
-    network.check_complete()
-    if network.batch_shape:
-        raise ShapeError(
-            f"pgmpy holds one network; this one has batch shape {tuple(network.batch_shape)}. Index a draw first."
-        )
-    model = pgmpy.models.DiscreteBayesianNetwork()
-    model.add_nodes_from(network.nodes)
-    model.add_edges_from(network.edges)
+    pgmpy = import_pgmpy("discrete")
+    model = pgmpy_skeleton(network, pgmpy.models.DiscreteBayesianNetwork, ". Index a draw first.")
     for node in network.nodes:
         cpd = network.cpd(node)
         table = cpd.table.detach().cpu().to(torch.float64).numpy()

@@ -7,24 +7,22 @@ Each node is ``X = intercept + sum_j weight_j * parent_j + N(0, variance)``.
 :mod:`probmodels.bn.gaussian_ops`. Queries go through
 :class:`probmodels.bn.gaussian_inference.GaussianInference`, learning through
 :mod:`probmodels.bn.gaussian_learn`, conversion from and to pgmpy through
-:mod:`probmodels.bn.gaussian_convert`.
+:mod:`probmodels.bn.gaussian_convert`. The structure logic it shares with the
+discrete network lives in :mod:`probmodels.bn.dag`.
 """
 
 from __future__ import annotations
 
-import difflib
-import itertools
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-import networkx as nx
 import numpy as np
 import torch
 
 from ..exceptions import ModelSpecError, ShapeError
 from . import gaussian_ops as ops
-from .network import topological_order
+from .dag import _BayesianNetworkStructure
 
 __all__ = ["GaussianCPD", "LinearGaussianBayesianNetwork", "finite_number"]
 
@@ -42,7 +40,7 @@ class GaussianCPD(NamedTuple):
     """``(*batch)`` noise variance ``sigma^2`` (0 only for a node fixed by ``do``)."""
 
 
-class LinearGaussianBayesianNetwork:
+class LinearGaussianBayesianNetwork(_BayesianNetworkStructure):
     """A Bayesian network of linear-Gaussian conditional distributions.
 
     Parameters
@@ -78,6 +76,13 @@ class LinearGaussianBayesianNetwork:
     tensor([ 1.0000, -4.5000], dtype=torch.float64)
     """
 
+    _OPS = ops
+    _CPD_ARGUMENTS = "parents, intercept, weights, variance"
+    _LEARN_MODULE = "probmodels.bn.gaussian_learn"
+    _UNLISTED_PARENTS_FIX = "add them to the CPD's parents (with weights) or build the network without them."
+    _cpds: dict[Hashable, GaussianCPD]
+    _tensors: ops.GaussianNetworkTensors | None
+
     def __init__(
         self,
         edges: Iterable[tuple[Hashable, Hashable]] = (),
@@ -87,92 +92,7 @@ class LinearGaussianBayesianNetwork:
         dtype: torch.dtype = torch.float64,
         device: str | torch.device | None = None,
     ) -> None:
-        if not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating dtype such as torch.float64, got {dtype}.")
-        self._dtype = dtype
-        self._device = torch.device(device) if device is not None else torch.device("cpu")
-        self._graph = nx.DiGraph()
-        self._cpds: dict[Hashable, GaussianCPD] = {}
-        self._tensors: ops.GaussianNetworkTensors | None = None
-        cpds = dict(cpds or {})
-        self._graph.add_nodes_from(itertools.chain(nodes, cpds))
-        for parent, child in edges:
-            self.add_edge(parent, child)
-        for node, spec in cpds.items():
-            if not isinstance(spec, (tuple, list)) or len(spec) != 4:
-                raise TypeError(
-                    f"cpds[{node!r}] must be a tuple (parents, intercept, weights, variance), got {spec!r}."
-                )
-            self.add_cpd(node, *spec)
-
-    # ------------------------------------------------------------------ structure
-
-    @property
-    def graph(self) -> nx.DiGraph:
-        """A copy of the DAG."""
-        return self._graph.copy()
-
-    @property
-    def nodes(self) -> tuple[Hashable, ...]:
-        """Nodes in the topological order used by :meth:`tensors` (ties keep insertion order)."""
-        return topological_order(self._graph)
-
-    @property
-    def edges(self) -> tuple[tuple[Hashable, Hashable], ...]:
-        """Directed edges ``(parent, child)``."""
-        return tuple(self._graph.edges)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """Floating dtype of the parameters."""
-        return self._dtype
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the parameters."""
-        return self._device
-
-    @property
-    def batch_shape(self) -> torch.Size:
-        """Leading batch shape shared by the parameters (empty for a single network)."""
-        return ops.batch_shape(self.tensors())
-
-    def add_edge(self, parent: Hashable, child: Hashable) -> None:
-        """Add the edge ``parent -> child``, refusing self-loops, cycles and edges into nodes that have a CPD."""
-        if parent == child:
-            raise ModelSpecError(f"self-loop {parent!r} -> {child!r}: a Bayesian network is acyclic; remove this edge.")
-        if self._graph.has_edge(parent, child):
-            return
-        if child in self._cpds:
-            raise ModelSpecError(
-                f"node {child!r} already has a CPD with parents {self._cpds[child].parents}; adding the edge "
-                f"{parent!r} -> {child!r} would invalidate it. Add edges first, then CPDs (add_cpd replaces a CPD)."
-            )
-        self._check_acyclic(parent, child)
-        self._graph.add_edge(parent, child)
-        self._tensors = None
-
-    def parents(self, node: Hashable) -> tuple[Hashable, ...]:
-        """Parents of ``node`` in the order of its weights (graph order before a CPD is set)."""
-        node = self._check_node(node)
-        return self._cpds[node].parents if node in self._cpds else tuple(self._graph.predecessors(node))
-
-    def has_cpd(self, node: Hashable) -> bool:
-        """Whether ``node`` has a CPD."""
-        return self._check_node(node) in self._cpds
-
-    def cpd(self, node: Hashable) -> GaussianCPD:
-        """The CPD of ``node``."""
-        node = self._check_node(node)
-        if node not in self._cpds:
-            raise ModelSpecError(
-                f"node {node!r} has no CPD yet; add one with add_cpd({node!r}, parents, intercept, weights, variance)."
-            )
-        return self._cpds[node]
-
-    def index(self, node: Hashable) -> int:
-        """Position of ``node`` in :attr:`nodes` (its variable index in :meth:`tensors`)."""
-        return self.nodes.index(self._check_node(node))
+        super().__init__(edges, cpds, nodes=nodes, dtype=dtype, device=device)
 
     # ------------------------------------------------------------------ CPDs
 
@@ -202,36 +122,9 @@ class LinearGaussianBayesianNetwork:
             Batch dims that do not broadcast with those of the other CPDs.
         """
         parents = tuple(parents)
-        for parent in parents:
-            if parent not in self._graph:
-                raise ModelSpecError(
-                    f"parent {parent!r} of {node!r} is not a node of the network{self._suggest(parent)}."
-                )
-        if len(set(parents)) != len(parents):
-            raise ModelSpecError(f"the parents {parents} of {node!r} contain duplicates; list each parent once.")
-        extra = set(self._graph.predecessors(node)) - set(parents) if node in self._graph else set()
-        if extra:
-            raise ModelSpecError(
-                f"the graph has edges into {node!r} from {sorted(map(repr, extra))} that its CPD does not list as "
-                f"parents {parents}; add them to the CPD's parents (with weights) or build the network without them."
-            )
-        for parent in parents:
-            self._check_acyclic(parent, node)
-        cpd = self._as_cpd(node, parents, intercept, weights, variance)
-        self._cpds.pop(node, None)
-        self._graph.add_node(node)
-        self._graph.add_edges_from((parent, node) for parent in parents)
-        self._cpds[node] = cpd
-        self._tensors = None
-
-    def check_complete(self) -> None:
-        """Raise :class:`ModelSpecError` unless every node has a CPD (the other checks run in :meth:`add_cpd`)."""
-        missing = [node for node in self._graph if node not in self._cpds]
-        if missing:
-            raise ModelSpecError(
-                f"nodes {missing} have no CPD; add one per node with add_cpd(node, parents, intercept, weights, "
-                "variance) or learn them with probmodels.bn.gaussian_learn."
-            )
+        self._check_parents(node, parents)
+        self._check_graph_parents(node, parents)
+        self._store_cpd(node, self._as_cpd(node, parents, intercept, weights, variance))
 
     def tensors(self) -> ops.GaussianNetworkTensors:
         """The network as :class:`~probmodels.bn.gaussian_ops.GaussianNetworkTensors`, in the order of :attr:`nodes`."""
@@ -254,20 +147,6 @@ class LinearGaussianBayesianNetwork:
     def joint(self) -> ops.JointGaussian:
         """The joint normal distribution (mean, covariance, Cholesky factor) over :attr:`nodes`."""
         return ops.joint_gaussian(self.tensors())
-
-    def to(
-        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
-    ) -> LinearGaussianBayesianNetwork:
-        """A copy with the parameters on ``device`` and/or in ``dtype``."""
-        device = torch.device(device) if device is not None else self._device
-        dtype = dtype or self._dtype
-        copy = LinearGaussianBayesianNetwork(self.edges, nodes=self._graph.nodes, dtype=dtype, device=device)
-        move = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
-        copy._cpds = {
-            node: GaussianCPD(c.parents, move(c.intercept), move(c.weights), move(c.variance))
-            for node, c in self._cpds.items()
-        }
-        return copy
 
     def do(self, interventions: Mapping[Hashable, float]) -> LinearGaussianBayesianNetwork:
         """The mutilated network of ``do(node = value, ...)`` (graph surgery).
@@ -296,35 +175,12 @@ class LinearGaussianBayesianNetwork:
             copy._cpds[node] = GaussianCPD((), constant, empty, torch.zeros_like(constant))
         return copy
 
-    def __repr__(self) -> str:
-        complete = all(node in self._cpds for node in self._graph)
-        batch = f", batch_shape={tuple(self.batch_shape)}" if complete and self._graph and self.batch_shape else ""
-        return (
-            f"LinearGaussianBayesianNetwork({self._graph.number_of_nodes()} nodes, {self._graph.number_of_edges()} "
-            f"edges, {str(self._dtype).replace('torch.', '')}, {self._device}{batch})"
-        )
-
     # ------------------------------------------------------------------ helpers
 
-    def _check_acyclic(self, parent: Hashable, child: Hashable) -> None:
-        if parent in self._graph and child in self._graph and nx.has_path(self._graph, child, parent):
-            cycle = nx.shortest_path(self._graph, child, parent) + [child]
-            raise ModelSpecError(
-                f"edge {parent!r} -> {child!r} would create the cycle {' -> '.join(map(repr, cycle))}; "
-                "a Bayesian network must be acyclic: remove one of these edges."
-            )
-
-    def _check_node(self, node: Hashable) -> Hashable:
-        if node not in self._graph:
-            raise ModelSpecError(f"unknown node {node!r}{self._suggest(node)}.")
-        return node
-
-    def _suggest(self, node: Hashable) -> str:
-        names = [str(n) for n in self._graph]
-        close = difflib.get_close_matches(str(node), names, n=3)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        shown = names[:20] + (["..."] if len(names) > 20 else [])
-        return f" (nodes: {', '.join(shown)}){hint}"
+    def _add_cpd_spec(self, node: Hashable, spec: Any) -> None:
+        if not isinstance(spec, (tuple, list)) or len(spec) != 4:
+            raise TypeError(f"cpds[{node!r}] must be a tuple (parents, intercept, weights, variance), got {spec!r}.")
+        self.add_cpd(node, *spec)
 
     def _tensor(self, node: Hashable, name: str, value: Any) -> torch.Tensor:
         if isinstance(value, torch.Tensor):

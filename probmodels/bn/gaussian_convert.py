@@ -14,19 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..exceptions import ModelSpecError, ShapeError
+from ._pgmpy import check_every_cpd, import_pgmpy, pgmpy_skeleton
 from .gaussian import LinearGaussianBayesianNetwork
 
 __all__ = ["gaussian_from_pgmpy", "gaussian_to_pgmpy"]
-
-
-def _pgmpy() -> Any:
-    try:
-        import pgmpy.factors.continuous
-        import pgmpy.models
-    except ImportError as error:  # pragma: no cover - pgmpy is installed in the test environment
-        raise ImportError("conversion to and from pgmpy needs pgmpy: pip install pgmpy") from error
-    return pgmpy
 
 
 def gaussian_from_pgmpy(
@@ -44,16 +35,14 @@ def gaussian_from_pgmpy(
     dtype, device
         Of the parameters.
     """
-    pgmpy = _pgmpy()
+    pgmpy = import_pgmpy("continuous")
     if not isinstance(model, pgmpy.models.LinearGaussianBayesianNetwork):
         raise TypeError(f"model must be a pgmpy LinearGaussianBayesianNetwork, got {type(model).__name__}.")
     cpds = {}
     for cpd in model.get_cpds():
         beta = np.asarray(cpd.beta, dtype=np.float64).reshape(-1)
         cpds[cpd.variable] = (tuple(cpd.evidence), beta[0], beta[1:], float(cpd.std) ** 2)
-    missing = sorted(set(model.nodes()) - set(cpds), key=str)
-    if missing:
-        raise ModelSpecError(f"the pgmpy model has no CPD for {missing}; add them (model.add_cpds) before converting.")
+    check_every_cpd(model, cpds)
     return LinearGaussianBayesianNetwork(model.edges(), cpds, nodes=model.nodes(), dtype=dtype, device=device)
 
 
@@ -65,16 +54,9 @@ def gaussian_to_pgmpy(network: LinearGaussianBayesianNetwork) -> Any:
     ShapeError
         For a batched network (pgmpy holds one network).
     """
-    pgmpy = _pgmpy()
-    network.check_complete()
-    if network.batch_shape:
-        raise ShapeError(
-            f"pgmpy holds one network; this one has batch shape {tuple(network.batch_shape)}; "
-            "convert an unbatched network (e.g. posterior.mean())."
-        )
-    model = pgmpy.models.LinearGaussianBayesianNetwork()
-    model.add_nodes_from(network.nodes)
-    model.add_edges_from(network.edges)
+    pgmpy = import_pgmpy("continuous")
+    remedy = "; convert an unbatched network (e.g. posterior.mean())."
+    model = pgmpy_skeleton(network, pgmpy.models.LinearGaussianBayesianNetwork, remedy)
     for node in network.nodes:
         cpd = network.cpd(node)
         beta = [float(cpd.intercept)] + cpd.weights.detach().cpu().to(torch.float64).tolist()

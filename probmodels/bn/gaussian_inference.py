@@ -22,6 +22,7 @@ import torch
 from .._validation import check_positive_int
 from ..exceptions import DataError, ModelSpecError, ShapeError
 from . import gaussian_ops as ops
+from ._named_queries import _NamedQueries
 from .gaussian import LinearGaussianBayesianNetwork, finite_number
 
 __all__ = ["GaussianInference", "GaussianQuery"]
@@ -56,7 +57,7 @@ class GaussianQuery(NamedTuple):
         raise ShapeError(f"to_pandas handles at most one batch dim; mean has batch shape {tuple(mean.shape[:-1])}.")
 
 
-class GaussianInference:
+class GaussianInference(_NamedQueries):
     """Exact inference on a linear-Gaussian Bayesian network.
 
     Parameters
@@ -70,14 +71,13 @@ class GaussianInference:
     >>> infer.query(["x"], evidence={"y": 0.3}).to_pandas()   # doctest: +SKIP
     """
 
+    _NETWORK = LinearGaussianBayesianNetwork
+    _DISTINCT_VARIABLES = True
+    network: LinearGaussianBayesianNetwork
+    _tensors: ops.GaussianNetworkTensors
+
     def __init__(self, network: LinearGaussianBayesianNetwork) -> None:
-        if not isinstance(network, LinearGaussianBayesianNetwork):
-            raise TypeError(f"network must be a LinearGaussianBayesianNetwork, got {type(network).__name__}.")
-        self.network = network
-        self._tensors = network.tensors()
-        self._nodes = network.nodes
-        self._index = {node: i for i, node in enumerate(self._nodes)}
-        self._batch = tuple(ops.batch_shape(self._tensors))
+        super().__init__(network)
 
     def joint(self, *, do: Evidence | None = None) -> ops.JointGaussian:
         """The joint normal over :attr:`LinearGaussianBayesianNetwork.nodes`, optionally after ``do``."""
@@ -219,20 +219,6 @@ class GaussianInference:
                 f"{names} are fixed by an intervention (variance 0), so they cannot also be evidence; "
                 "drop them from the evidence (their value is already known)."
             )
-
-    def _node(self, name: Hashable) -> Hashable:
-        if name not in self._index:
-            self.network.index(name)
-        return name
-
-    def _variables(self, variables: Sequence[Hashable]) -> tuple[int, ...]:
-        if isinstance(variables, (str, bytes)) or not isinstance(variables, Sequence):
-            raise TypeError(f"variables must be a list of node names, got {variables!r}; wrap a single name in a list.")
-        if not variables:
-            raise ModelSpecError("variables is empty; name at least one node to query.")
-        if len(set(variables)) != len(variables):
-            raise ModelSpecError(f"variables {list(variables)} contain duplicates; list each node once.")
-        return tuple(self._index[self._node(n)] for n in variables)
 
     def _evidence(self, evidence: Evidence | None) -> tuple[torch.Tensor, torch.Tensor]:
         if evidence is not None and not isinstance(evidence, Mapping):

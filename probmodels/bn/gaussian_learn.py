@@ -31,9 +31,9 @@ from scipy import stats
 from .._validation import check_positive_int, check_probability
 from ..exceptions import DataError, ModelSpecError
 from . import gaussian_ops as ops
+from ._learning import learning_structure, refuse_missing
 from .gaussian import LinearGaussianBayesianNetwork
 from .gaussian_inference import Evidence, GaussianInference, GaussianQuery, numeric_column
-from .network import topological_order
 
 __all__ = [
     "gaussian_maximum_likelihood",
@@ -338,36 +338,14 @@ def gaussian_log_marginal_likelihood(
 
 
 def _prepare(structure: Structure, data: pd.DataFrame, device: Any) -> _Design:
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame with one column per node, got {type(data).__name__}.")
-    template = structure if isinstance(structure, LinearGaussianBayesianNetwork) else None
-    if template is not None:
-        graph = template.graph
-    elif isinstance(structure, nx.DiGraph):
-        graph = structure
-    else:
-        graph = nx.DiGraph(list(structure))
-    if not nx.is_directed_acyclic_graph(graph):
-        raise ModelSpecError(f"the structure has a cycle {nx.find_cycle(graph)}; a Bayesian network must be acyclic.")
-    nodes = topological_order(graph)
-    if not nodes:
-        raise ModelSpecError("the structure has no nodes; pass a network, a DiGraph or a list of edges.")
+    _, _, nodes, parents = learning_structure(structure, data, LinearGaussianBayesianNetwork)
     absent = [n for n in nodes if n not in data.columns]
     if absent:
         raise DataError(f"data has no column for nodes {absent}; its columns are {list(data.columns)}.")
     if len(data) == 0:
         raise DataError("data has no rows; learning needs at least one observation per node.")
-    has_cpd = lambda n: template is not None and template.has_cpd(n)  # noqa: E731
-    parents = {n: template.parents(n) if has_cpd(n) else tuple(sorted(graph.predecessors(n), key=str)) for n in nodes}
     values = np.stack([numeric_column(data[n], n) for n in nodes], -1)
-    missing = np.isnan(values)
-    if missing.any():
-        per_column = {n: int(c) for n, c in zip(nodes, missing.sum(0)) if c}
-        rows = data.index[missing.any(1)][:5].tolist()
-        raise DataError(
-            f"data has missing values {per_column} (first rows {rows}); probmodels never drops rows silently: "
-            "impute them, or drop the rows explicitly with data.dropna()."
-        )
+    refuse_missing(nodes, np.isnan(values), data, "impute them")
     if np.isinf(values).any():
         columns = [n for n, bad in zip(nodes, np.isinf(values).any(0)) if bad]
         raise DataError(f"columns {columns} hold inf values; remove or fix those rows.")

@@ -17,8 +17,9 @@ import pandas as pd
 import torch
 
 from .._validation import check_positive_int
-from ..exceptions import DataError, ModelSpecError, ShapeError
+from ..exceptions import DataError, ShapeError
 from . import ops
+from ._named_queries import _NamedQueries
 from .network import DiscreteBayesianNetwork
 
 __all__ = ["Inference", "QueryResult"]
@@ -69,7 +70,7 @@ class QueryResult(NamedTuple):
         )
 
 
-class Inference:
+class Inference(_NamedQueries):
     """Exact (and likelihood-weighting) inference on a discrete Bayesian network.
 
     Parameters
@@ -84,15 +85,13 @@ class Inference:
     >>> infer.query(["rain"], evidence={"wet": "wet"}).to_pandas()  # doctest: +SKIP
     """
 
+    _NETWORK = DiscreteBayesianNetwork
+    network: DiscreteBayesianNetwork
+    _tensors: ops.NetworkTensors
+
     def __init__(self, network: DiscreteBayesianNetwork) -> None:
-        if not isinstance(network, DiscreteBayesianNetwork):
-            raise TypeError(f"network must be a DiscreteBayesianNetwork, got {type(network).__name__}.")
-        self.network = network
-        self._tensors = network.tensors()
-        self._nodes = network.nodes
-        self._index = {node: i for i, node in enumerate(self._nodes)}
+        super().__init__(network)
         self._states = {node: network.states(node) for node in self._nodes}
-        self._batch = tuple(ops.batch_shape(self._tensors))
 
     # ------------------------------------------------------------------ exact queries
 
@@ -312,18 +311,6 @@ class Inference:
     def _align(self, codes: torch.Tensor) -> torch.Tensor:
         """Put the rows of batched evidence in front of the network's batch dims."""
         return codes.reshape(codes.shape[:1] + (1,) * len(self._batch) + codes.shape[1:]) if codes.dim() > 1 else codes
-
-    def _node(self, name: Hashable) -> Hashable:
-        if name not in self._index:
-            self.network.index(name)  # raises ModelSpecError naming the close matches
-        return name
-
-    def _variables(self, variables: Sequence[Hashable]) -> tuple[int, ...]:
-        if isinstance(variables, (str, bytes)) or not isinstance(variables, Sequence):
-            raise TypeError(f"variables must be a list of node names, got {variables!r}; wrap a single name in a list.")
-        if not variables:
-            raise ModelSpecError("variables is empty; name at least one node to query.")
-        return tuple(self._index[self._node(n)] for n in variables)
 
     def _evidence_codes(self, evidence: Evidence | None) -> tuple[tuple[int, ...], torch.Tensor]:
         items = [(n, s) for n, s in (evidence or {}).items() if not (pd.api.types.is_scalar(s) and pd.isna(s))]

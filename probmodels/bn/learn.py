@@ -29,8 +29,9 @@ import torch
 from .._validation import check_positive_int, check_probability
 from ..exceptions import ConvergenceWarning, DataError, ModelSpecError
 from . import ops
+from ._learning import learning_structure, refuse_missing
 from .inference import Inference, encode_column
-from .network import DiscreteBayesianNetwork, topological_order
+from .network import DiscreteBayesianNetwork
 
 __all__ = [
     "PRIORS",
@@ -296,31 +297,16 @@ def log_marginal_likelihood(
 
 
 def _prepare(structure: Structure, data: pd.DataFrame, state_names: Mapping | None, device: Any) -> _Design:
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame with one column per node, got {type(data).__name__}.")
-    template = structure if isinstance(structure, DiscreteBayesianNetwork) else None
-    if template is not None:
-        graph = template.graph
-    elif isinstance(structure, nx.DiGraph):
-        graph = structure
-    else:
-        graph = nx.DiGraph(list(structure))
-    if not nx.is_directed_acyclic_graph(graph):
-        raise ModelSpecError(f"the structure has a cycle {nx.find_cycle(graph)}; a Bayesian network must be acyclic.")
+    template, graph, nodes, parents = learning_structure(structure, data, DiscreteBayesianNetwork)
     absent = [n for n in graph if n not in data.columns]
     if absent:
         raise DataError(f"data has no column for nodes {absent}; its columns are {list(data.columns)}.")
-    nodes = topological_order(graph)
-    if not nodes:
-        raise ModelSpecError("the structure has no nodes; pass a network, a DiGraph or a list of edges.")
-    has_cpd = lambda n: template is not None and template.has_cpd(n)  # noqa: E731
-    parents = {n: template.parents(n) if has_cpd(n) else tuple(sorted(graph.predecessors(n), key=str)) for n in nodes}
     states = {}
     for n in nodes:
         column = data[n]
         if state_names is not None and n in state_names:
             states[n] = tuple(state_names[n])
-        elif has_cpd(n):
+        elif template is not None and template.has_cpd(n):
             states[n] = template.states(n)
         elif isinstance(column.dtype, pd.CategoricalDtype):
             states[n] = tuple(column.cat.categories)
@@ -338,14 +324,7 @@ def _prepare(structure: Structure, data: pd.DataFrame, state_names: Mapping | No
 
 
 def _refuse_missing(design: _Design, data: pd.DataFrame, remedy: str) -> None:
-    missing = design.codes < 0
-    if bool(missing.any()):
-        per_column = {n: int(c) for n, c in zip(design.nodes, missing.sum(0).tolist()) if c}
-        rows = data.index[missing.any(1).cpu().numpy()][:5].tolist()
-        raise DataError(
-            f"data has missing values {per_column} (first rows {rows}); probmodels never drops rows silently: "
-            f"{remedy}, or drop the rows explicitly with data.dropna()."
-        )
+    refuse_missing(design.nodes, (design.codes < 0).cpu().numpy(), data, remedy)
 
 
 def _counts(design: _Design, node: Hashable, rows: torch.Tensor | None = None) -> torch.Tensor:

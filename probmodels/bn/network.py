@@ -5,24 +5,25 @@ and one conditional probability table per node, validated when it is added.
 The exact algorithms live in :mod:`probmodels.bn.ops`; the network hands them
 its :meth:`~DiscreteBayesianNetwork.tensors`. Queries go through
 :class:`probmodels.bn.Inference`, learning through :mod:`probmodels.bn.learn`,
-conversion from and to pgmpy through :mod:`probmodels.bn.convert`.
+conversion from and to pgmpy through :mod:`probmodels.bn.convert`. The
+structure logic it shares with the linear-Gaussian network (and
+:func:`~probmodels.bn.dag.topological_order`, re-exported here) lives in
+:mod:`probmodels.bn.dag`.
 """
 
 from __future__ import annotations
 
-import difflib
-import itertools
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-import networkx as nx
 import numpy as np
 import torch
 
 from ..exceptions import DataError, ModelSpecError, ShapeError
 from . import ops
+from .dag import _BayesianNetworkStructure, topological_order
 
-__all__ = ["CPD", "DiscreteBayesianNetwork", "do", "SUM_TOLERANCE"]
+__all__ = ["CPD", "DiscreteBayesianNetwork", "do", "SUM_TOLERANCE", "topological_order"]
 
 SUM_TOLERANCE = 1e-6
 """Largest accepted deviation of a CPT row sum from one; accepted rows are rescaled to sum to one.
@@ -45,7 +46,7 @@ class CPD(NamedTuple):
     """``(*batch, *parent_cards, card)``; every row over the last axis sums to one."""
 
 
-class DiscreteBayesianNetwork:
+class DiscreteBayesianNetwork(_BayesianNetworkStructure):
     """A Bayesian network over discrete variables with named states.
 
     Parameters
@@ -82,6 +83,15 @@ class DiscreteBayesianNetwork:
     ('rain', 'wet')
     """
 
+    _OPS = ops
+    _CPD_ARGUMENTS = "parents, states, table"
+    _LEARN_MODULE = "probmodels.bn.learn"
+    _UNLISTED_PARENTS_FIX = (
+        "add them to the CPD's parents (and table axes) or build the network without those edges."
+    )
+    _cpds: dict[Hashable, CPD]
+    _tensors: ops.NetworkTensors | None
+
     def __init__(
         self,
         edges: Iterable[tuple[Hashable, Hashable]] = (),
@@ -91,73 +101,9 @@ class DiscreteBayesianNetwork:
         dtype: torch.dtype = torch.float64,
         device: str | torch.device | None = None,
     ) -> None:
-        if not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating dtype such as torch.float64, got {dtype}.")
-        self._dtype = dtype
-        self._device = torch.device(device) if device is not None else torch.device("cpu")
-        self._graph = nx.DiGraph()
-        self._cpds: dict[Hashable, CPD] = {}
-        self._tensors: ops.NetworkTensors | None = None
-        cpds = dict(cpds or {})
-        self._graph.add_nodes_from(itertools.chain(nodes, cpds))
-        for parent, child in edges:
-            self.add_edge(parent, child)
-        for node, spec in cpds.items():
-            if not isinstance(spec, (tuple, list)) or len(spec) != 3:
-                raise TypeError(f"cpds[{node!r}] must be a tuple (parents, states, table), got {type(spec).__name__}.")
-            self.add_cpd(node, *spec)
+        super().__init__(edges, cpds, nodes=nodes, dtype=dtype, device=device)
 
-    # ------------------------------------------------------------------ structure
-
-    @property
-    def graph(self) -> nx.DiGraph:
-        """A copy of the DAG."""
-        return self._graph.copy()
-
-    @property
-    def nodes(self) -> tuple[Hashable, ...]:
-        """Nodes in the topological order used by :meth:`tensors` (ties keep insertion order)."""
-        return topological_order(self._graph)
-
-    @property
-    def edges(self) -> tuple[tuple[Hashable, Hashable], ...]:
-        """Directed edges ``(parent, child)``."""
-        return tuple(self._graph.edges)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """Floating dtype of the tables."""
-        return self._dtype
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the tables."""
-        return self._device
-
-    @property
-    def batch_shape(self) -> torch.Size:
-        """Leading batch shape shared by the tables (empty for a single network)."""
-        return ops.batch_shape(self.tensors())
-
-    def add_edge(self, parent: Hashable, child: Hashable) -> None:
-        """Add the edge ``parent -> child``, refusing self-loops, cycles and edges into nodes that have a CPD."""
-        if parent == child:
-            raise ModelSpecError(f"self-loop {parent!r} -> {child!r}: a Bayesian network is acyclic; remove this edge.")
-        if self._graph.has_edge(parent, child):
-            return
-        if child in self._cpds:
-            raise ModelSpecError(
-                f"node {child!r} already has a CPD with parents {self._cpds[child].parents}; adding the edge "
-                f"{parent!r} -> {child!r} would invalidate it. Add edges first, then CPDs (add_cpd replaces a CPD)."
-            )
-        self._check_acyclic(parent, child)
-        self._graph.add_edge(parent, child)
-        self._tensors = None
-
-    def parents(self, node: Hashable) -> tuple[Hashable, ...]:
-        """Parents of ``node`` in the order of its CPT axes (graph order before a CPD is set)."""
-        node = self._check_node(node)
-        return self._cpds[node].parents if node in self._cpds else tuple(self._graph.predecessors(node))
+    # ------------------------------------------------------------------ states
 
     def states(self, node: Hashable) -> tuple[Hashable, ...]:
         """State names of ``node``."""
@@ -166,17 +112,6 @@ class DiscreteBayesianNetwork:
     def cardinality(self, node: Hashable) -> int:
         """Number of states of ``node``."""
         return len(self.states(node))
-
-    def has_cpd(self, node: Hashable) -> bool:
-        """Whether ``node`` has a CPD."""
-        return self._check_node(node) in self._cpds
-
-    def cpd(self, node: Hashable) -> CPD:
-        """The CPD of ``node``."""
-        node = self._check_node(node)
-        if node not in self._cpds:
-            raise ModelSpecError(f"node {node!r} has no CPD yet; add one with add_cpd({node!r}, parents, states, table).")
-        return self._cpds[node]
 
     # ------------------------------------------------------------------ CPDs
 
@@ -204,37 +139,11 @@ class DiscreteBayesianNetwork:
             probabilities.
         """
         parents, states = tuple(parents), tuple(states)
-        for parent in parents:
-            if parent not in self._graph:
-                raise ModelSpecError(f"parent {parent!r} of {node!r} is not a node of the network{self._suggest(parent)}.")
-        if len(set(parents)) != len(parents):
-            raise ModelSpecError(f"the parents {parents} of {node!r} contain duplicates; list each parent once.")
+        self._check_parents(node, parents)
         if len(set(states)) != len(states) or not states:
             raise ModelSpecError(f"the states {states} of {node!r} must be a non-empty sequence of distinct names.")
-        extra = set(self._graph.predecessors(node)) - set(parents) if node in self._graph else set()
-        if extra:
-            raise ModelSpecError(
-                f"the graph has edges into {node!r} from {sorted(map(repr, extra))} that its CPD does not list as "
-                f"parents {parents}; add them to the CPD's parents (and table axes) or build the network without "
-                "those edges."
-            )
-        for parent in parents:
-            self._check_acyclic(parent, node)
-        table = self._as_table(node, parents, states, table)
-        self._cpds.pop(node, None)
-        self._graph.add_node(node)
-        self._graph.add_edges_from((parent, node) for parent in parents)
-        self._cpds[node] = CPD(parents, states, table)
-        self._tensors = None
-
-    def check_complete(self) -> None:
-        """Raise :class:`ModelSpecError` unless every node has a CPD (the other checks run in :meth:`add_cpd`)."""
-        missing = [node for node in self._graph if node not in self._cpds]
-        if missing:
-            raise ModelSpecError(
-                f"nodes {missing} have no CPD; add one per node with add_cpd(node, parents, states, table) "
-                "or learn them with probmodels.bn.learn."
-            )
+        self._check_graph_parents(node, parents)
+        self._store_cpd(node, CPD(parents, states, self._as_table(node, parents, states, table)))
 
     def tensors(self) -> ops.NetworkTensors:
         """The network as :class:`~probmodels.bn.ops.NetworkTensors`, variables in the order of :attr:`nodes`."""
@@ -250,24 +159,12 @@ class DiscreteBayesianNetwork:
             )
         return self._tensors
 
-    def index(self, node: Hashable) -> int:
-        """Position of ``node`` in :attr:`nodes` (its variable index in :meth:`tensors`)."""
-        return self.nodes.index(self._check_node(node))
-
     def state_code(self, node: Hashable, state: Hashable) -> int:
         """Index of ``state`` among the states of ``node``; raises :class:`DataError` for an unknown state."""
         states = self.states(node)
         if state not in states:
             raise DataError(f"{state!r} is not a state of {node!r}; its states are {states}.")
         return states.index(state)
-
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> DiscreteBayesianNetwork:
-        """A copy with the tables on ``device`` and/or in ``dtype``."""
-        device = torch.device(device) if device is not None else self._device
-        dtype = dtype or self._dtype
-        copy = DiscreteBayesianNetwork(self.edges, nodes=self._graph.nodes, dtype=dtype, device=device)
-        copy._cpds = {node: c._replace(table=c.table.to(device=device, dtype=dtype)) for node, c in self._cpds.items()}
-        return copy
 
     def do(self, interventions: Mapping[Hashable, Hashable]) -> DiscreteBayesianNetwork:
         """The mutilated network of ``do(node = state, ...)`` (graph surgery).
@@ -296,37 +193,12 @@ class DiscreteBayesianNetwork:
             copy._cpds[node] = CPD((), self.states(node), point)
         return copy
 
-    def __repr__(self) -> str:
-        batch = f", batch_shape={tuple(self.batch_shape)}" if not self._missing() and self.batch_shape else ""
-        return (
-            f"DiscreteBayesianNetwork({self._graph.number_of_nodes()} nodes, {self._graph.number_of_edges()} edges, "
-            f"{str(self._dtype).replace('torch.', '')}, {self._device}{batch})"
-        )
-
     # ------------------------------------------------------------------ helpers
 
-    def _missing(self) -> list[Hashable]:
-        return [node for node in self._graph if node not in self._cpds]
-
-    def _check_acyclic(self, parent: Hashable, child: Hashable) -> None:
-        if parent in self._graph and child in self._graph and nx.has_path(self._graph, child, parent):
-            cycle = nx.shortest_path(self._graph, child, parent) + [child]
-            raise ModelSpecError(
-                f"edge {parent!r} -> {child!r} would create the cycle {' -> '.join(map(repr, cycle))}; "
-                "a Bayesian network must be acyclic: remove one of these edges."
-            )
-
-    def _check_node(self, node: Hashable) -> Hashable:
-        if node not in self._graph:
-            raise ModelSpecError(f"unknown node {node!r}{self._suggest(node)}.")
-        return node
-
-    def _suggest(self, node: Hashable) -> str:
-        names = [str(n) for n in self._graph]
-        close = difflib.get_close_matches(str(node), names, n=3)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        shown = names[:20] + (["..."] if len(names) > 20 else [])
-        return f" (nodes: {', '.join(shown)}){hint}"
+    def _add_cpd_spec(self, node: Hashable, spec: Any) -> None:
+        if not isinstance(spec, (tuple, list)) or len(spec) != 3:
+            raise TypeError(f"cpds[{node!r}] must be a tuple (parents, states, table), got {type(spec).__name__}.")
+        self.add_cpd(node, *spec)
 
     def _as_table(self, node: Hashable, parents: tuple, states: tuple, table: Any) -> torch.Tensor:
         if isinstance(table, torch.Tensor):
@@ -403,12 +275,6 @@ class DiscreteBayesianNetwork:
         if states:
             parts.append(f"state {states[index[-1]]!r}")
         return ", ".join(parts)
-
-
-def topological_order(graph: nx.DiGraph) -> tuple[Hashable, ...]:
-    """Topological order of ``graph`` that keeps the insertion order of the nodes where the edges allow."""
-    position = {node: i for i, node in enumerate(graph)}
-    return tuple(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
 
 
 def do(network: DiscreteBayesianNetwork, interventions: Mapping[Hashable, Hashable]) -> DiscreteBayesianNetwork:
