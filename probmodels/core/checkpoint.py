@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -33,9 +33,12 @@ from ..exceptions import ResultFileError
 from .adaptation import DualAveraging, MetricEstimator
 from .nuts import ChainState
 
-__all__ = ["SamplerCheckpoint", "CheckpointPlan", "write_checkpoint", "read_checkpoint", "data_fingerprint"]
+__all__ = [
+    "SamplerCheckpoint", "CheckpointPlan", "write_checkpoint", "read_checkpoint", "data_fingerprint",
+    "atomic_savez", "load_archive", "check_header", "check_settings",
+]
 
-SCHEMA = "probmodels.nuts-checkpoint"
+SCHEMA = "probmodels NUTS checkpoint"
 VERSION = 1
 _STATE_ARRAYS = ("position", "log_density", "grad", "step_size", "inverse_mass", "draws", "generator_state")
 _AVERAGING_ARRAYS = ("averaging_step_size", "averaging_mu", "averaging_log_step_bar", "averaging_h_bar")
@@ -141,16 +144,7 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: SamplerCheckpoint) -> 
         "estimator_m2": _numpy(estimator.m2),
         **{f"stat_{name}": _numpy(value) for name, value in checkpoint.stats.items()},
     }
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_savez(path, arrays)
 
 
 def read_checkpoint(path: str | os.PathLike, settings: Mapping[str, Any], like: torch.Tensor) -> SamplerCheckpoint:
@@ -176,16 +170,9 @@ def read_checkpoint(path: str | os.PathLike, settings: Mapping[str, Any], like: 
         of another schema version, inconsistent, or from a different run.
     """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise ResultFileError(
-            f"checkpoint {str(path)!r} could not be read ({type(error).__name__}: {error}); it is truncated or not a "
-            "probmodels checkpoint (pickles are refused). Delete it, or pass another checkpoint path, to start afresh."
-        ) from error
-    header = _header(path, arrays)
-    _check_settings(path, header["settings"], settings)
+    arrays = load_archive(path)
+    header = check_header(path, arrays, SCHEMA, ("iteration", "settings", "compiled", "averaging_count", "estimator_n", "stats"))
+    check_settings(path, header["settings"], settings)
     chains, dim = settings["num_chains"], settings["dim"]
     dense = settings["dense_mass"]
     kept = max(0, header["iteration"] - settings["num_warmup"])
@@ -229,8 +216,34 @@ def read_checkpoint(path: str | os.PathLike, settings: Mapping[str, Any], like: 
     )
 
 
-def _header(path: Path, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """The JSON header, checked for schema, version and the fields a resume needs."""
+def atomic_savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an ``.npz`` archive at ``path`` through a temporary file, fsync and rename."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_archive(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` checkpoint at ``path``, read without pickle."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise ResultFileError(
+            f"checkpoint {str(path)!r} could not be read ({type(error).__name__}: {error}); it is truncated or not a "
+            "probmodels checkpoint (pickles are refused). Delete it, or pass another checkpoint path, to start afresh."
+        ) from error
+
+
+def check_header(path: Path, arrays: Mapping[str, np.ndarray], schema: str, needed: Sequence[str]) -> dict[str, Any]:
+    """The JSON header, checked for ``schema``, :data:`VERSION` and the ``needed`` fields."""
     try:
         header = json.loads(str(arrays["header"][()]))
     except (KeyError, ValueError, TypeError) as error:
@@ -238,21 +251,20 @@ def _header(path: Path, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
             f"checkpoint {str(path)!r} has no readable header ({type(error).__name__}); it is not a probmodels checkpoint. "
             "Delete it, or pass another checkpoint path, to start afresh."
         ) from error
-    if not isinstance(header, dict) or header.get("schema") != SCHEMA:
-        raise ResultFileError(f"checkpoint {str(path)!r} is not a probmodels NUTS checkpoint (schema {SCHEMA!r} missing).")
+    if not isinstance(header, dict) or header.get("schema") != schema:
+        raise ResultFileError(f"checkpoint {str(path)!r} is not a {schema} file (found schema {header.get('schema') if isinstance(header, dict) else None!r}).")
     if header.get("version") != VERSION:
         raise ResultFileError(
             f"checkpoint {str(path)!r} has schema version {header.get('version')!r}; this probmodels reads version {VERSION}. "
             "Finish the run with the probmodels that wrote it, or start afresh."
         )
-    needed = ("iteration", "settings", "compiled", "averaging_count", "estimator_n", "stats")
     missing = [key for key in needed if key not in header]
     if missing:
         raise ResultFileError(f"checkpoint {str(path)!r} header lacks {missing}; it is damaged. Delete it to start afresh.")
     return header
 
 
-def _check_settings(path: Path, saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> None:
+def check_settings(path: Path, saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> None:
     """Refuse to resume a run with other sizes, settings, seed, model sites or data."""
     differ = [key for key in sorted(set(saved) | set(wanted)) if saved.get(key) != wanted.get(key)]
     if differ:

@@ -8,8 +8,10 @@ stops improving, and refuses to go on training on a non-finite loss.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -22,12 +24,14 @@ from pyro.optim import Adam, ClippedAdam
 from tqdm.auto import tqdm
 
 from .._validation import check_positive_int
-from ..exceptions import ConvergenceWarning, InferenceError, ModelSpecError
+from ..exceptions import ConvergenceWarning, InferenceError, ModelSpecError, ResultFileError
+from .checkpoint import data_fingerprint
 from .density import batch_plate, without_validation
 from .posterior import Posterior
 from .predictive import unbatch, deterministic_values
 from .protocol import ModelInfo
 from .setup import prepare_fit
+from .svi_checkpoint import SVICheckpoint, SVICheckpointPlan, write_svi_checkpoint
 
 __all__ = ["fit_svi", "GUIDES"]
 
@@ -108,6 +112,8 @@ def fit_svi(
     observed: Sequence[str] | None = None,
     progress_bar: bool = True,
     device: str | torch.device | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 500,
 ) -> Posterior:
     """Fit a variational approximation of a model's posterior and draw from it.
 
@@ -154,6 +160,15 @@ def fit_svi(
         Show a progress bar with the running loss.
     device
         Only for models without tensor data.
+    checkpoint
+        A file the run saves itself to (no pickle; see
+        :mod:`~probmodels.core.svi_checkpoint`): the guide's parameters, the
+        optimiser's state, the losses and the random streams. When the file
+        exists, the run continues from it: a run killed at any point and
+        called again with the same arguments repeats no step, and on the CPU
+        ends bitwise where an uninterrupted run ends.
+    checkpoint_every
+        Save after every this many steps, and when the run ends.
 
     Returns
     -------
@@ -176,6 +191,7 @@ def fit_svi(
         raise ModelSpecError(f"lr must be a positive number, got {lr!r}.")
     if not (isinstance(lr_decay, (int, float)) and 0 < lr_decay <= 1):
         raise ModelSpecError(f"lr_decay must lie in (0, 1], got {lr_decay!r}.")
+    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
     setup = prepare_fit(model, model_args, model_kwargs, seed=seed, observed=observed, device=device)
     args, kwargs, dev, generator, info = setup.args, setup.kwargs, setup.device, setup.generator, setup.info
     data_size = None
@@ -183,6 +199,15 @@ def fit_svi(
         batch_size = check_positive_int(batch_size, "batch_size")
         data_size = _data_size(info)
         batch_size = min(batch_size, data_size)
+    plan = None
+    if checkpoint is not None:
+        identity = dict(
+            guide=guide if isinstance(guide, str) else getattr(guide, "__qualname__", type(guide).__qualname__),
+            num_steps=num_steps, optimizer=optimizer, lr=lr, lr_decay=lr_decay, num_particles=num_particles, batch_size=batch_size,
+            rank=rank, init_scale=init_scale, tol=tol, window=window, seed=seed, dtype=str(setup.dtype),
+            sites=[[site.name, list(info.site_shapes[site.name])] for site in info.latents], data=data_fingerprint(args, kwargs),
+        )
+        plan = SVICheckpointPlan.create(checkpoint, checkpoint_every, identity)
     is_delta = guide == "delta"
     devices = [torch.cuda.current_device()] if dev.type == "cuda" else []
     started = time.perf_counter()
@@ -192,7 +217,7 @@ def fit_svi(
         losses, converged = _optimise(
             model, guide_fn, args, kwargs, info, optimizer=_optimizer(optimizer, lr, lr_decay, num_steps), lr=lr, num_steps=num_steps,
             num_particles=num_particles, batch_size=batch_size, data_size=data_size, tol=tol, window=window,
-            progress_bar=progress_bar, generator=generator,
+            progress_bar=progress_bar, generator=generator, checkpoint=plan,
         )
         if guide == "laplace":
             guide_fn = guide_fn.laplace_approximation(*args, **kwargs)
@@ -224,20 +249,46 @@ def fit_svi(
     )
 
 
-def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num_steps, num_particles, batch_size, data_size, tol, window, progress_bar, generator) -> tuple[list[float], bool]:
-    """Run the SVI loop; returns the loss trace and whether the tolerance was met."""
+def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num_steps, num_particles, batch_size, data_size, tol, window, progress_bar, generator, checkpoint: SVICheckpointPlan | None = None) -> tuple[list[float], bool]:
+    """Run the SVI loop; returns the loss trace and whether the tolerance was met.
+
+    With a ``checkpoint`` plan the loop continues from the plan's file when it
+    exists, and saves itself there as it goes and when it ends.
+    """
     fit_model = model
     if batch_size is not None:
         fit_model = _ScaleLikelihood(info.observed, data_size / batch_size)(model)
+
+    def make_svi(vectorize: bool) -> SVI:
+        elbo = Trace_ELBO(num_particles=num_particles, vectorize_particles=vectorize, max_plate_nesting=info.max_plate_nesting)
+        return SVI(fit_model, guide, optimizer, elbo)
+
     vectorize = num_particles > 1
-    elbo = Trace_ELBO(num_particles=num_particles, vectorize_particles=vectorize, max_plate_nesting=info.max_plate_nesting)
-    svi = SVI(fit_model, guide, optimizer, elbo)
     losses: list[float] = []
     converged = False
     quiet_windows = 0
     order = torch.randperm(data_size, generator=generator, device=generator.device) if batch_size else None
     cursor = 0
-    bar = tqdm(range(num_steps), disable=not progress_bar, desc="svi", leave=False, dynamic_ncols=True)
+    saved = checkpoint.resume(torch.zeros((), device=generator.device)) if checkpoint is not None else None
+    if saved is not None:
+        _restore(saved, guide, args, kwargs, optimizer, generator, checkpoint.path)
+        losses, converged, quiet_windows, vectorize, cursor, order = (
+            saved.losses, saved.converged, saved.quiet_windows, saved.vectorize, saved.cursor, saved.order,
+        )
+        if saved.finished:
+            return losses, converged
+    svi = make_svi(vectorize)
+
+    def save(finished: bool) -> None:
+        device = generator.device
+        write_svi_checkpoint(checkpoint, SVICheckpoint(
+            losses=losses, finished=finished, converged=converged, quiet_windows=quiet_windows, vectorize=vectorize,
+            cursor=cursor, order=order, params=dict(pyro.get_param_store().named_parameters()), optimizer=optimizer.get_state(),
+            rng_state=torch.get_rng_state(), cuda_rng_state=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            generator_state=generator.get_state(),
+        ))
+
+    bar = tqdm(range(len(losses), num_steps), initial=len(losses), total=num_steps, disable=not progress_bar, desc="svi", leave=False, dynamic_ncols=True)
     for step in bar:
         step_args, step_kwargs = args, kwargs
         if batch_size is not None:
@@ -252,8 +303,7 @@ def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num
         except Exception as error:
             if step == 0 and vectorize:
                 vectorize = False
-                elbo = Trace_ELBO(num_particles=num_particles, vectorize_particles=False, max_plate_nesting=info.max_plate_nesting)
-                svi = SVI(fit_model, guide, optimizer, elbo)
+                svi = make_svi(vectorize)
                 loss = svi.step(*step_args, **step_kwargs)
             elif step == 0:
                 raise ModelSpecError(f"the first SVI step failed: {type(error).__name__}: {error}") from error
@@ -276,8 +326,32 @@ def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num
             if quiet_windows >= 3:
                 converged = True
                 break
+        if checkpoint is not None and checkpoint.due(step) and step + 1 < num_steps:
+            save(finished=False)
     bar.close()
+    if checkpoint is not None:
+        save(finished=True)
     return losses, converged
+
+
+def _restore(saved: SVICheckpoint, guide, args, kwargs, optimizer, generator: torch.Generator, path: Path) -> None:
+    """Put a checkpoint's parameters, optimiser state and random states in place before the loop resumes."""
+    with torch.no_grad(), poutine.block():
+        guide(*args, **kwargs)
+    params = dict(pyro.get_param_store().named_parameters())
+    if set(params) != set(saved.params):
+        raise ResultFileError(
+            f"checkpoint {str(path)!r} holds the guide parameters {sorted(saved.params)}, but this guide has {sorted(params)}; "
+            "resume with the same guide, or pass a new checkpoint path."
+        )
+    with torch.no_grad():
+        for name, value in saved.params.items():
+            params[name].copy_(value)
+    optimizer.set_state(saved.optimizer)
+    torch.set_rng_state(saved.rng_state)
+    if saved.cuda_rng_state is not None:
+        torch.cuda.set_rng_state(saved.cuda_rng_state, generator.device)
+    generator.set_state(saved.generator_state)
 
 
 def _stalled(losses: Sequence[float], window: int, tol: float) -> bool:

@@ -119,7 +119,7 @@ def test_finished_checkpoint_returns_the_same_posterior(tmp_path):
         ("truncate", "truncated or not a probmodels checkpoint"),
         ("pickle", "pickles are refused"),
         ("foreign npz", "no readable header"),
-        ("other schema", "not a probmodels NUTS checkpoint"),
+        ("other schema", "not a probmodels NUTS checkpoint file"),
         ("other version", "schema version 99"),
     ],
 )
