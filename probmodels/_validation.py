@@ -80,9 +80,14 @@ def _non_finite_message(name: str, tensor: torch.Tensor) -> str:
 
 
 def check_finite_data(args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-    """Raise :class:`DataError` when a floating-point tensor argument holds NaN or inf."""
+    """Raise :class:`DataError` when a tensor argument is empty or a floating-point one holds NaN or inf."""
     named = [(f"positional argument {i}", a) for i, a in enumerate(args)] + list(kwargs.items())
     for name, value in named:
+        if isinstance(value, torch.Tensor) and value.numel() == 0:
+            raise DataError(
+                f"argument {name!r} is empty (shape {tuple(value.shape)}); pass at least one observation, or None "
+                "for data the model does not use."
+            )
         if isinstance(value, torch.Tensor) and value.is_floating_point():
             if not bool(torch.isfinite(value).all()):
                 raise DataError(_non_finite_message(name, value))

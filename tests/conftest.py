@@ -45,3 +45,20 @@ def device():
 @pytest.fixture
 def dtype():
     return DTYPE
+
+
+BAD_INPUT_SUITE = "tests/test_bad_input_suite.py"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print how many cases of the bad-input suite ran, by outcome, when any did."""
+    counts = {}
+    for outcome in ("passed", "failed", "error", "skipped", "xfailed", "xpassed"):
+        reports = terminalreporter.stats.get(outcome, [])
+        nodeids = {r.nodeid for r in reports if getattr(r, "nodeid", "").split("::")[0].endswith(BAD_INPUT_SUITE)}
+        if nodeids:
+            counts[outcome] = len(nodeids)
+    if counts:
+        first, *rest = counts.items()
+        parts = [f"{first[1]} cases {first[0]}"] + [f"{n} {outcome}" for outcome, n in rest]
+        terminalreporter.write_line(f"bad-input suite: {', '.join(parts)} ({BAD_INPUT_SUITE})")

@@ -252,7 +252,11 @@ def check_header(path: Path, arrays: Mapping[str, np.ndarray], schema: str, need
             "Delete it, or pass another checkpoint path, to start afresh."
         ) from error
     if not isinstance(header, dict) or header.get("schema") != schema:
-        raise ResultFileError(f"checkpoint {str(path)!r} is not a {schema} file (found schema {header.get('schema') if isinstance(header, dict) else None!r}).")
+        found = header.get("schema") if isinstance(header, dict) else None
+        raise ResultFileError(
+            f"checkpoint {str(path)!r} is not a {schema} file (found schema {found!r}). Delete it, or pass another "
+            "checkpoint path, to start afresh."
+        )
     if header.get("version") != VERSION:
         raise ResultFileError(
             f"checkpoint {str(path)!r} has schema version {header.get('version')!r}; this probmodels reads version {VERSION}. "

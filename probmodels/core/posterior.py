@@ -266,7 +266,8 @@ def load(path: str | os.PathLike) -> Posterior:
     if "posterior" not in groups or idata.posterior.attrs.get("probmodels_format") != _FORMAT:
         raise ResultFileError(
             f"result file {str(path)!r} is not a probmodels posterior (format tag {_FORMAT!r} missing); "
-            f"it has groups {sorted(groups)}."
+            f"it has groups {sorted(groups)}. Load a file written by Posterior.save; an ArviZ file can be read "
+            "with arviz.from_netcdf."
         )
 
     def arrays(group: str) -> dict[str, np.ndarray] | None:

@@ -43,8 +43,19 @@ def as_inputs(X: Any, name: str = "X", like: torch.Tensor | None = None) -> torc
     return X
 
 
-def as_targets(y: Any, n: int, like: torch.Tensor, name: str = "y") -> torch.Tensor:
-    """``y`` as a finite tensor of shape ``(n,)`` in the dtype and on the device of ``like``."""
+def as_targets(y: Any, n: int, like: torch.Tensor, name: str = "y", *, training: bool = False) -> torch.Tensor:
+    """``y`` as a finite tensor of shape ``(n,)`` in the dtype and on the device of ``like``.
+
+    With ``training=True`` (the data of ``fit``), floating targets in another
+    floating dtype than the inputs are refused rather than silently cast.
+    """
+    if training:
+        raw = as_tensor_data(y, name)
+        if isinstance(raw, torch.Tensor) and raw.is_floating_point() and raw.dtype != like.dtype:
+            raise DataError(
+                f"X is {like.dtype} but {name} is {raw.dtype}: the data mixes floating dtypes; convert both to one "
+                f"dtype (e.g. {name}.to(X.dtype), or float64 for both) before fit."
+            )
     y = _as_float_tensor(y, name, like)
     if y.dim() == 2 and y.shape[1] == 1:
         y = y[:, 0]

@@ -182,7 +182,7 @@ class GPRegression:
             Every optimiser start failed, or the covariance stays singular with the largest jitter.
         """
         X = as_inputs(X, "X")
-        y = as_targets(y, X.shape[0], X, "y")
+        y = as_targets(y, X.shape[0], X, "y", training=True)
         n, d = X.shape
         if n > self.max_exact_size:
             raise ModelSpecError(

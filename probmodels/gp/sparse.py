@@ -273,7 +273,7 @@ class SparseGPRegression:
             A non-finite ELBO or gradient, or a singular ``K(Z, Z)``; the message names the step.
         """
         X = as_inputs(X, "X")
-        y = as_targets(y, X.shape[0], X, "y")
+        y = as_targets(y, X.shape[0], X, "y", training=True)
         n, d = X.shape
         self.scaler_ = Standardizer.fit(X, y, inputs=self.standardize_x, targets=self.standardize_y)
         self.X_train_, self.y_train_ = self.scaler_.inputs(X), self.scaler_.targets(y)
