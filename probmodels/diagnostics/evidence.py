@@ -5,7 +5,9 @@
 
 ``"bridge"``
     iterative bridge sampling between the posterior draws and a multivariate
-    normal fitted to them (the default; see :mod:`probmodels.diagnostics.bridge`);
+    normal fitted to them (the default; see :mod:`probmodels.diagnostics.bridge`),
+    cross-checked by importance sampling from the prior, which warns when the
+    chains missed a mode (:mod:`probmodels.diagnostics.prior_check`);
 ``"importance"``
     importance sampling from that multivariate normal, with the PSIS Pareto
     k-hat as its reliability diagnostic;
@@ -44,6 +46,7 @@ from ..core.setup import prepare_fit
 from ..exceptions import ConvergenceWarning, DataError, InferenceError, ModelSpecError, ShapeError
 from .arviz import psislw
 from .bridge import MIN_DRAWS_PER_CHAIN, bridge_sampling, fit_normal
+from .prior_check import PriorEstimate, prior_importance
 from .stein import effective_sizes
 from .stepping_stone import stepping_stone, tempered_model
 
@@ -51,6 +54,10 @@ __all__ = ["EvidenceEstimate", "log_evidence", "METHODS"]
 
 METHODS = ("bridge", "importance", "laplace", "stepping_stone", "elbo", "exact")
 PARETO_K_WARN = 0.7
+PRIOR_CHECK_Z = 4.0
+PRIOR_CHECK_MIN_GAP = 0.1
+"""Bridge sampling warns when importance sampling from the prior (reliable by its k-hat) exceeds it
+by more than ``PRIOR_CHECK_Z`` joint standard errors and ``PRIOR_CHECK_MIN_GAP`` nats."""
 ELBO_WINDOW = 100
 
 
@@ -285,10 +292,14 @@ def log_evidence(
                 f"max_relative_mse={max_relative_mse:g} (se of the log evidence {math.sqrt(result.relative_mse):.3g} nats); "
                 "draw more samples, or check that the posterior is well approximated by a normal in unconstrained space."
             ))
+        check = prior_importance(fit, seed=seed)
+        notes.append(_prior_check_note(result.log_evidence, math.sqrt(result.relative_mse), check))
         return EvidenceEstimate(
             result.log_evidence, math.sqrt(result.relative_mse), "bridge",
             {"relative_mse": result.relative_mse, "iterations": float(result.iterations), "converged": float(result.converged),
-             "ess": result.ess, "num_proposal": float(result.num_proposal)},
+             "ess": result.ess, "num_proposal": float(result.num_proposal),
+             **({} if check is None else {"prior_log_evidence": check.log_evidence, "prior_standard_error": check.standard_error,
+                                          "prior_pareto_k": check.pareto_k})},
             tuple(notes),
         )
     flat = u.reshape(-1, u.shape[-1])
@@ -298,6 +309,31 @@ def log_evidence(
 
 
 # --------------------------------------------------------------------------- helpers
+def _prior_check_note(log_z: float, se: float, check: PriorEstimate | None) -> str:
+    """Compare a draw-based estimate with importance sampling from the prior; warn when the prior finds mass the draws missed."""
+    if check is None:
+        return "prior cross-check skipped: the model does not run with a batch of prior draws in one plate."
+    if check.pareto_k > PARETO_K_WARN:
+        return (
+            f"prior cross-check inconclusive: importance sampling from the prior has Pareto k-hat {check.pareto_k:.2f} "
+            f"> {PARETO_K_WARN} (the posterior is too far from the prior for it), so a missed mode could not be ruled out."
+        )
+    gap = check.log_evidence - log_z
+    joint = math.sqrt(se**2 + check.standard_error**2)
+    if gap > max(PRIOR_CHECK_Z * joint, PRIOR_CHECK_MIN_GAP):
+        return _warn(
+            f"importance sampling from the prior gives a log evidence of {check.log_evidence:.3f} +- "
+            f"{check.standard_error:.3f} (k-hat {check.pareto_k:.2f}), {gap:.2f} nats above this estimate: the chains "
+            "most likely missed posterior mass (a mode no chain visited). Rerun with more, dispersed chains, or use "
+            "method='stepping_stone', which tempers from the prior.",
+            stacklevel=4,
+        )
+    return (
+        f"prior cross-check agrees: importance sampling from the prior gives {check.log_evidence:.3f} +- "
+        f"{check.standard_error:.3f} (k-hat {check.pareto_k:.2f})."
+    )
+
+
 def _warn(message: str, stacklevel: int = 3) -> str:
     """Raise ``message`` as a ConvergenceWarning at the caller of :func:`log_evidence`, and return it for the notes."""
     warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
