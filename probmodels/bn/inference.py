@@ -5,10 +5,14 @@
 as ``{node: state}``; batched ones take a DataFrame with one row per query
 (missing cells = not observed) and run as ONE contraction. A batched network
 (e.g. posterior draws of the CPTs) adds its batch dims in front of every result.
+Single queries on an unbatched CPU network are answered from a per-pattern
+cache of the joint ``P(query, evidence variables)``, indexed by the observed
+states (see :data:`JOINT_CACHE_ENTRIES`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -18,7 +22,7 @@ import torch
 
 from .._validation import check_positive_int
 from ..exceptions import DataError, ShapeError
-from . import ops
+from . import contract, ops
 from ._named_queries import _NamedQueries
 from .network import DiscreteBayesianNetwork
 
@@ -26,11 +30,18 @@ __all__ = ["Inference", "QueryResult"]
 
 Evidence = Mapping[Hashable, Hashable]
 
+JOINT_CACHE_ENTRIES = 1 << 14
+"""Largest joint ``P(query, evidence variables)`` that :class:`Inference` caches per query pattern."""
+JOINT_STEP_ENTRIES = 1 << 20
+"""Largest contraction step allowed when computing such a joint; larger patterns are answered without the cache."""
+JOINT_CACHE_PATTERNS = 1024
+"""Query patterns whose joints one :class:`Inference` keeps (the oldest is dropped first)."""
+
 
 def encode_column(column: pd.Series, states: Sequence[Hashable], name: Hashable) -> np.ndarray:
     """State codes of a DataFrame column: ``-1`` for missing values; :class:`DataError` for unknown values."""
     if isinstance(column.dtype, pd.CategoricalDtype) and list(column.cat.categories) == list(states):
-        return column.cat.codes.to_numpy(dtype=np.int64)
+        return column.array.codes.astype(np.int64)
     values = column.astype(object)
     mapped = values.map({s: i for i, s in enumerate(states)})
     unknown = mapped.isna() & values.notna()
@@ -90,8 +101,9 @@ class Inference(_NamedQueries):
     _tensors: ops.NetworkTensors
 
     def __init__(self, network: DiscreteBayesianNetwork) -> None:
-        super().__init__(network)
+        super().__init__(network)  # validates the tensors once (they are immutable for this object)
         self._states = {node: network.states(node) for node in self._nodes}
+        self._joints: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[np.ndarray, np.ndarray] | None] = {}
 
     # ------------------------------------------------------------------ exact queries
 
@@ -293,7 +305,9 @@ class Inference(_NamedQueries):
         groups = [query] if joint else [(v,) for v in query]
         results = {}
         for group in groups:
-            result = ops.marginals(net, group, ev_vars, codes)
+            result = self._cached_marginals(group, ev_vars, codes) if not do else None
+            if result is None:
+                result = ops.marginals(net, group, ev_vars, codes)
             self._check_possible(result.log_evidence, describe)
             probs, log_evidence = result.probs, result.log_evidence
             if codes.dim() > 1:
@@ -301,6 +315,48 @@ class Inference(_NamedQueries):
             names = tuple(self._nodes[v] for v in group)
             results[names] = QueryResult(names, tuple(self._states[n] for n in names), probs, log_evidence)
         return results[tuple(self._nodes[v] for v in query)] if joint else {k[0]: r for k, r in results.items()}
+
+    def _cached_marginals(
+        self, group: tuple[int, ...], ev_vars: tuple[int, ...], codes: torch.Tensor
+    ) -> ops.Marginals | None:
+        """One query answered from the cached joint ``P(group, evidence variables)``, or None when not applicable.
+
+        Applies to an unbatched CPU network, one evidence set and query
+        variables disjoint from the evidence. The joint of each (query,
+        evidence variables) pattern is contracted once (when it has at most
+        :data:`JOINT_CACHE_ENTRIES` entries and no step of its contraction more
+        than :data:`JOINT_STEP_ENTRIES`) and every later query with that
+        pattern only indexes the conditional ``P(q | e) = J[q, e] / sum_q J[q, e]``
+        (zeros where ``P(e) = sum_q J[q, e]`` is zero) and ``log P(e)``, cached with
+        it, by the observed states.
+        """
+        if self._batch or codes.dim() != 1 or codes.device.type != "cpu" or set(group) & set(ev_vars):
+            return None
+        key = (group, ev_vars)
+        if key not in self._joints:
+            net, scope = self._tensors, group + ev_vars
+            kept = ops._relevant(net.parents, frozenset(scope))  # ancestors: barren nodes sum to one
+            labels = [net.parents[v] + (v,) for v in kept]
+            if (
+                np.prod([net.cards[v] for v in scope]) > JOINT_CACHE_ENTRIES
+                or contract.largest_step(labels, scope, {v: net.cards[v] for v in kept}) > JOINT_STEP_ENTRIES
+            ):
+                self._joints[key] = None
+            else:
+                joint = contract.sum_contract([net.tables[v] for v in kept], labels, scope).numpy()
+                evidence = joint.sum(tuple(range(len(group))))
+                safe = np.where(evidence > 0, evidence, 1)
+                with np.errstate(divide="ignore"):
+                    self._joints[key] = (joint / safe, np.log(evidence))
+            if len(self._joints) > JOINT_CACHE_PATTERNS:
+                del self._joints[next(iter(self._joints))]
+        cached = self._joints[key]
+        if cached is None:
+            return None
+        conditional, log_evidence = cached
+        states = tuple(codes.tolist())
+        probs = torch.from_numpy(conditional[(...,) + states].copy())
+        return ops.Marginals(probs, torch.tensor(log_evidence[states], dtype=probs.dtype))
 
     def _net(self, do: Evidence | None) -> ops.NetworkTensors:
         if not do:
@@ -331,6 +387,8 @@ class Inference(_NamedQueries):
 
     @staticmethod
     def _check_possible(log_evidence: torch.Tensor, describe) -> None:
+        if not log_evidence.dim() and log_evidence.item() > -math.inf:
+            return
         impossible = torch.isneginf(log_evidence)
         if bool(impossible.any()):
             where = impossible.nonzero()

@@ -319,8 +319,10 @@ def _prepare(structure: Structure, data: pd.DataFrame, state_names: Mapping | No
                 ) from None
         if not states[n]:
             raise DataError(f"column {n!r} has no observed value, so its states are unknown; pass state_names.")
-    codes = np.stack([encode_column(data[n], states[n], n) for n in nodes], -1).reshape(len(data), len(nodes))
-    return _Design(nodes, parents, states, torch.as_tensor(codes, device=device))
+    codes = np.stack([encode_column(data[n], states[n], n) for n in nodes], dtype=np.int32)
+    codes = codes.reshape(len(nodes), len(data))
+    # column-major int32 (N, V): every node's column is contiguous, which family counting needs to be fast
+    return _Design(nodes, parents, states, torch.as_tensor(codes, device=device).T)
 
 
 def _refuse_missing(design: _Design, data: pd.DataFrame, remedy: str) -> None:
@@ -330,7 +332,7 @@ def _refuse_missing(design: _Design, data: pd.DataFrame, remedy: str) -> None:
 def _counts(design: _Design, node: Hashable, rows: torch.Tensor | None = None) -> torch.Tensor:
     parents, child = design.family(node)
     codes = design.codes if rows is None else design.codes[rows]
-    return ops.family_counts(codes, design.cards(), parents, child)
+    return ops._family_counts(codes, design.cards(), parents + [child])  # callers drop or refuse missing cells
 
 
 def _normalise(counts: torch.Tensor) -> torch.Tensor:

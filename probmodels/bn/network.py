@@ -223,13 +223,13 @@ class DiscreteBayesianNetwork(_BayesianNetworkStructure):
                 f"the CPT of {node!r} has shape {tuple(table.shape)} but parents {parents} and {len(states)} states "
                 f"{states} need shape (*batch, *parent_cards, card) = (..., {', '.join(map(str, shown))}).{hint}"
             )
-        batches = [c.table.shape[: c.table.dim() - len(c.parents) - 1] for n, c in self._cpds.items() if n != node]
+        batches = {tuple(c.table.shape[: c.table.dim() - len(c.parents) - 1]) for n, c in self._cpds.items() if n != node}
         try:
             torch.broadcast_shapes(table.shape[: table.dim() - ndim], *batches)
         except RuntimeError:
             raise ShapeError(
                 f"the CPT of {node!r} has batch shape {tuple(table.shape[: table.dim() - ndim])}, which does not "
-                f"broadcast with the batch shapes {sorted(set(map(tuple, batches)))} of the other CPTs."
+                f"broadcast with the batch shapes {sorted(batches)} of the other CPTs."
             ) from None
         for child, c in self._cpds.items():
             if node in c.parents and child != node:

@@ -18,7 +18,8 @@ Algorithms. Sum-product queries drop the variables that are not ancestors of
 the query or the evidence (barren nodes sum to one) and contract the rest with
 a path found by ``opt_einsum`` (``"greedy"`` by default), cached per signature
 (factor scopes, query, evidence variables, batch sizes) in an LRU cache; the
-pairwise steps run as ``torch.einsum`` on the inputs' device. The most probable
+pairwise steps run as ``torch.einsum`` on the inputs' device (``np.einsum`` for
+small CPU problems, see :mod:`probmodels.bn.contract`). The most probable
 explanation (MPE) runs the same path in the max-plus semiring on log tables,
 recording arg-maxes for the backtracking. Zero-probability evidence gives a
 log evidence of ``-inf`` and conditionals of zeros; nothing is ever NaN.
@@ -311,7 +312,9 @@ def family_counts(codes: torch.Tensor, cards: Sequence[int], parents: Sequence[i
     Parameters
     ----------
     codes : torch.Tensor
-        ``(N, V)`` long state codes; the family's columns must be observed (>= 0).
+        ``(N, V)`` integer state codes; the family's columns must be observed (>= 0). Column-major
+        storage (``codes.T`` contiguous, as :mod:`~probmodels.bn.learn` keeps them) makes every
+        column a contiguous view, which is several times faster for many rows.
     cards : sequence of int
         Cardinality of every variable.
     parents : sequence of int
@@ -325,14 +328,20 @@ def family_counts(codes: torch.Tensor, cards: Sequence[int], parents: Sequence[i
         ``(*cards[parents], cards[child])`` float64 counts on the device of ``codes``.
     """
     family = list(parents) + [child]
-    columns = codes[:, family]
-    if bool((columns < 0).any()):
+    if any(bool((codes[:, v] < 0).any()) for v in family):
         raise DataError(f"family {family} has unobserved (-1) codes; count only complete rows or use EM.")
-    flat = torch.zeros(codes.shape[0], dtype=torch.long, device=codes.device)
-    for j, v in enumerate(family):
-        flat = flat * cards[v] + columns[:, j]
+    return _family_counts(codes, cards, family)
+
+
+def _family_counts(codes: torch.Tensor, cards: Sequence[int], family: Sequence[int]) -> torch.Tensor:
+    """:func:`family_counts` of ``family`` (parents, then the child) without the check for ``-1`` codes."""
     shape = tuple(cards[v] for v in family)
     size = torch.Size(shape).numel()
+    index_dtype = torch.int32 if size < 2**31 else torch.long  # int32 arithmetic is far faster on CPU
+    flat = torch.zeros(codes.shape[0], dtype=index_dtype, device=codes.device)
+    for v in family:
+        # codes[:, v] is a contiguous view when ``codes`` is column-major (``codes.T`` contiguous)
+        flat = flat * cards[v] + codes[:, v].to(index_dtype)
     return torch.bincount(flat, minlength=size).to(torch.float64).reshape(shape)
 
 
