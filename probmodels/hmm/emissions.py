@@ -480,7 +480,7 @@ class HMMProgram:
 
     ``startprob ~ Dirichlet(startprob_prior)``, each row of ``transmat`` ``~
     Dirichlet(transmat_prior)``, emission parameters from the family's
-    priors; the states are summed out by :func:`ops.forward` and each
+    priors; the states are summed out by :func:`ops.log_likelihood` and each
     sequence's log-likelihood is one ``pyro.factor`` ``"y"`` in the plate
     ``"sequences"`` (declared in :attr:`observed`, so it is the pointwise
     log-likelihood of LOO). Parameters whose letter is not in ``learn`` are
@@ -511,9 +511,8 @@ class HMMProgram:
         mask = None if lengths is None else torch.arange(x.shape[1], device=x.device) < lengths.unsqueeze(-1)
         log_init, log_trans, log_emit = log_terms(self.family, params, x, mask)
         with pyro.plate("sequences", x.shape[0], dim=-1):
-            # With gradients the parallel scan beat the loop from T = 16 on (3x at T = 60, CPU), below ops' "auto" threshold.
-            result = ops.forward(log_init, log_trans, log_emit, lengths, method="parallel", validate=False)
-            pyro.factor("y", result.log_likelihood)
+            # "auto" takes the scaled recursion with the forward-backward gradient when one is needed.
+            pyro.factor("y", ops.log_likelihood(log_init, log_trans, log_emit, lengths, validate=False))
 
     def params_from_sites(self, sites: ParamMap) -> Params:
         """All parameters (fixed ones included) from latent site values with any leading batch dims."""

@@ -1,21 +1,34 @@
-"""Checking the arguments of the HMM algorithms and building a :class:`~probmodels.hmm.scan.Problem` (private).
+"""Checking the arguments of the HMM algorithms and building a :class:`~probmodels.hmm.scan.Problem`.
 
 :mod:`probmodels.hmm.ops` calls :func:`prepare` at every entry: it checks
 types, devices, shapes (with messages that name the argument and the shapes
 received) and, optionally, values (NaN, ``+inf``), then aligns the arguments
-time-major with broadcast batch dims.
+time-major with broadcast batch dims. The public checks
+(:func:`check_hmm_params`, :func:`check_normalised`, :class:`HMMShape`) are
+used through :mod:`probmodels.hmm.ops`, which re-exports them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-from ..exceptions import DataError, ShapeError
+from ..exceptions import DataError, ModelSpecError, ShapeError
 from .scan import Problem
 
-__all__ = ["check_tensor", "prepare"]
+__all__ = ["HMMShape", "check_hmm_params", "check_normalised", "check_tensor", "prepare"]
+
+
+class HMMShape(NamedTuple):
+    """Sizes of an HMM problem, as found by :func:`check_hmm_params`."""
+
+    batch_shape: torch.Size
+    """Broadcast batch shape ``...`` of all arguments."""
+    num_steps: int
+    """Number of time steps ``T``."""
+    num_states: int
+    """Number of hidden states ``K``."""
 
 
 def check_tensor(value: Any, name: str) -> None:
@@ -129,3 +142,54 @@ def prepare(log_init, log_trans, log_emit, lengths, time_varying, validate, chec
     trans = trans.reshape(trans.shape[:1] + (1,) * (ndim + 3 - trans.dim()) + trans.shape[1:])
     init = None if log_init is None else log_init.to(dtype).expand(batch_shape + (num_states,))
     return Problem(init, trans, emit, mask, batch_shape, num_steps, num_states)
+
+
+def check_hmm_params(
+    log_init: torch.Tensor,
+    log_trans: torch.Tensor,
+    log_emit: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    *,
+    time_varying: bool = False,
+) -> HMMShape:
+    """Check the arguments of the HMM functions and return the problem's sizes.
+
+    Raises
+    ------
+    TypeError
+        An argument is not a tensor, a log-probability is not floating point,
+        or ``lengths`` is not integer.
+    ShapeError
+        ``K`` disagrees between arguments, ``log_trans`` is not square, ``T`` is
+        0, a time-varying ``log_trans`` has no ``T - 1`` steps, or the batch dims
+        do not broadcast. The message names the argument and the shapes.
+    DataError
+        NaN or ``+inf`` in an argument (named), ``lengths`` outside ``[1, T]``,
+        or arguments on different devices.
+    """
+    prob = prepare(log_init, log_trans, log_emit, lengths, time_varying, True)
+    return HMMShape(prob.batch_shape, prob.num_steps, prob.num_states)
+
+
+def check_normalised(probs: torch.Tensor, name: str, atol: float = 1e-6) -> None:
+    """Raise :class:`ModelSpecError` unless every row (last dim) of ``probs`` is a distribution.
+
+    Rows must be non-negative and sum to 1 within ``atol``; the message lists
+    the offending rows and their sums.
+    """
+    check_tensor(probs, name)
+    if probs.dim() == 0:
+        raise ShapeError(f"{name} must have at least one dim (the states), got a scalar.")
+    negative = (probs < 0).any(-1)
+    sums = probs.sum(-1)
+    bad = negative | ~(torch.abs(sums - 1) <= atol)
+    if bool(bad.any()):
+        rows = bad.nonzero().tolist()
+        shown = ", ".join(f"row {tuple(r)}: sum {float(sums[tuple(r)]):.10g}" for r in rows[:5])
+        more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        kind = "negative entries or rows" if bool(negative.any()) else "rows"
+        raise ModelSpecError(
+            f"{name} must hold probability distributions along its last dim (non-negative, summing "
+            f"to 1 within atol={atol}); found {len(rows)} bad {kind}: {shown}{more}. Normalise with "
+            f"{name} / {name}.sum(-1, keepdim=True), or pass logits through a softmax."
+        )

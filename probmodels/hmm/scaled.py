@@ -49,6 +49,10 @@ _TARGET_ROWS = 2048
 _MAX_PRODUCT_ELEMENTS = 1 << 16
 # Smallest block: shorter blocks would spend most of their steps agreeing.
 _MIN_BLOCK_STEPS = 32
+# A matrix product of per-row vectors with broadcast matrices is an einsum when each
+# matrix serves more rows than this (matmul copies the matrices out to every row:
+# 10x slower with 312 rows per matrix at K = 16; einsum was slower up to 50 rows).
+_EINSUM_MIN_SHARING = 128
 # Rounds of reruns before falling back to the step-by-step recursion.
 _MAX_ROUNDS = 6
 # The second pass tests for agreement every this many steps (each test syncs).
@@ -86,6 +90,33 @@ def log_likelihood(prob: Problem) -> torch.Tensor:
     return _forward(prob)[0]
 
 
+def forward_backward(prob: Problem) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(log_likelihood, alpha, backward weights, transition probs)``: what :func:`posterior_factors` needs.
+
+    ``alpha`` and the weights of :func:`_backward_weights` are ``(T, ..., K)``. The
+    forward and the backward recursions are independent: they run as one
+    recursion over a new batch dim of 2 (the backward one in reversed time),
+    which halves the Python steps.
+    """
+    emit, shift = _emission_probs(prob)
+    trans = _transition_probs(prob)
+    first, scale = _normalise(prob.init.exp() * emit[0], "sum")
+    last, _ = _normalise(emit[-1], "sum")
+    log_likelihood = scale.log() + shift.sum(0)
+    if prob.num_steps == 1:
+        return log_likelihood, first.unsqueeze(0), last.unsqueeze(0), trans
+    if trans.dim() == 2:
+        mats = torch.block_diag(trans, trans.T)
+    else:
+        mats = torch.stack([trans, (trans if trans.shape[0] == 1 else trans.flip(0)).transpose(-1, -2)], -3)
+    tmask = None if prob.mask is None else torch.stack([prob.mask[1:], prob.mask[1:].flip(0)], -1)
+    start = torch.stack([first, last], -2)
+    run = recurse(start, mats, torch.stack([emit[1:], emit[:-1].flip(0)], -2), tmask, "sum")
+    alpha = torch.cat([first.unsqueeze(0), run.vectors[..., 0, :]])
+    weights = torch.cat([run.vectors[..., 1, :].flip(0), last.unsqueeze(0)])
+    return log_likelihood + run.scales[..., 0].log().sum(0), alpha, weights, trans
+
+
 def _forward(prob: Problem) -> tuple[torch.Tensor, torch.Tensor, Run, torch.Tensor, torch.Tensor]:
     """The forward pass: ``(log_likelihood, alpha_0, the run of the steps 1 .. T-1, emission probs, transition probs)``."""
     emit, shift = _emission_probs(prob)
@@ -109,29 +140,38 @@ def smooth(prob: Problem, pairwise: bool, counts: bool) -> Smoothed:
 
     Unmasked; impossible sequences get zeros.
     """
-    log_likelihood, first, run, emit, trans = _forward(prob)
-    alpha = torch.cat([first.unsqueeze(0), run.vectors])
-    del run
-    tmask = None if prob.mask is None else prob.mask[1:]
-    weights = _backward_weights(prob, emit, trans)
-    beta = _beta_from_weights(weights, trans, tmask)
-    joint = alpha * beta
-    norm = joint.sum(-1, keepdim=True)
-    possible = torch.isfinite(log_likelihood).unsqueeze(-1)
-    inv_norm = torch.where(norm > 0, 1 / norm, 0.0) * possible
-    marginals = joint.mul_(inv_norm)
+    log_likelihood, alpha, weights, trans = forward_backward(prob)
+    marginals, left, right = posterior_factors(prob, log_likelihood, alpha, weights, trans)
     pair = total = None
     if pairwise or counts:
-        left = alpha[:-1] * inv_norm[:-1]
-        if tmask is not None:
-            left = left * tmask.unsqueeze(-1)
-        right = weights[1:]
         if pairwise or (trans.dim() > 2 and trans.shape[0] > 1):
             pair = left.unsqueeze(-1) * trans * right.unsqueeze(-2)
             total = pair.sum(0) if counts else None
         else:
             total = torch.einsum("t...i,t...j->...ij", left, right) * (trans if trans.dim() == 2 else trans[0])
     return Smoothed(log_likelihood, marginals, pair if pairwise else None, total)
+
+
+def posterior_factors(
+    prob: Problem, log_likelihood: torch.Tensor, alpha: torch.Tensor, weights: torch.Tensor, trans: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Smoothing from the output of :func:`forward_backward`.
+
+    Returns ``(marginals, left, right)``: unmasked posterior marginals ``(T, ..., K)``
+    (zeros for impossible sequences) and the factors ``(T-1, ..., K)`` of the
+    pairwise marginals ``p(z_t = i, z_{t+1} = j | x) = left[t, ..., i] * trans[i, j] * right[t, ..., j]``
+    (``left`` is zero where the step ``t -> t+1`` is padded).
+    """
+    tmask = None if prob.mask is None else prob.mask[1:]
+    beta = _beta_from_weights(weights, trans, tmask)
+    joint = alpha * beta
+    norm = joint.sum(-1, keepdim=True)
+    possible = torch.isfinite(log_likelihood).unsqueeze(-1)
+    inv_norm = torch.where(norm > 0, 1 / norm, 0.0) * possible
+    left = alpha[:-1] * inv_norm[:-1]
+    if tmask is not None:
+        left = left * tmask.unsqueeze(-1)
+    return joint.mul_(inv_norm), left, weights[1:]
 
 
 def viterbi(prob: Problem) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,8 +196,11 @@ def recurse(start: torch.Tensor, mats: torch.Tensor, emit: torch.Tensor, tmask: 
     ``(x)`` is a matrix product (``"sum"``: scale = sum) or a max-times
     product (``"max"``: scale = max, with argmax pointers). ``start``
     ``(..., K)``; ``mats`` ``(K, K)`` shared by every step and row, or
-    ``(1 or n, ..., K, K)``; ``emit`` ``(n, ..., K)`` non-negative; ``tmask``
-    ``(n, ...)`` bool or None: where False the step has no transition
+    ``(1 or n, ..., K, K)``, or for ``"sum"`` a block-diagonal ``(G K, G K)``
+    shared by every step whose block ``g`` serves the rows ``[..., g, :]`` of a
+    ``start`` ``(..., G, K)`` (one matrix product for ``G`` recursions);
+    ``emit`` ``(n, ..., K)`` non-negative; ``tmask`` ``(n, ...)`` bool or
+    None: where False the step has no transition
     (``u_i = v_{i-1} * E_i``). Blocked speculatively when the batch has few
     rows and ``n`` is long; step by step otherwise, or when the blocks never agree.
     """
@@ -171,7 +214,7 @@ def recurse(start: torch.Tensor, mats: torch.Tensor, emit: torch.Tensor, tmask: 
         run = _speculative(start, mats, emit, tmask, semiring, num_blocks)
         if run is not None:
             return run
-    out = _buffers(emit.shape, 1, emit.dtype, semiring)
+    out = _buffers(emit.shape, 1, emit, semiring)
     _sequential(start, mats, emit, tmask, semiring, Run(*(None if x is None else x[0] for x in out)))
     return Run(*(None if x is None else x[0] for x in out))
 
@@ -191,25 +234,27 @@ def _num_blocks(n: int, rows: int, target_rows: int = _TARGET_ROWS) -> int:
     return min(divisors, key=lambda b: abs(math.log(b / target)), default=target)
 
 
-def _buffers(shape: torch.Size, num_blocks: int, dtype: torch.dtype, semiring: str) -> Run:
-    """Outputs of ``num_blocks`` blocks covering ``shape[0]`` steps, stored block-major, indexed ``[block][step]``."""
+def _buffers(shape: torch.Size, num_blocks: int, like: torch.Tensor, semiring: str) -> Run:
+    """Outputs of ``num_blocks`` blocks covering ``shape[0]`` steps, stored block-major, indexed ``[block][step]``;
+    dtype and device of ``like``."""
     size = -(-shape[0] // num_blocks)
     full = (num_blocks, size) + shape[1:]
-    pointers = torch.empty(full, dtype=_index_dtype(shape[-1])) if semiring == "max" else None
-    return Run(torch.empty(full, dtype=dtype), torch.empty(full[:-1], dtype=dtype), pointers)
+    pointers = like.new_empty(full, dtype=_index_dtype(shape[-1])) if semiring == "max" else None
+    return Run(like.new_empty(full), like.new_empty(full[:-1]), pointers)
 
 
-def _sequential(start, mats, emit, tmask, semiring, out: Run, steps: int | None = None) -> torch.Tensor:
-    """Run the first ``steps`` (default all) steps into ``out`` (time-major views); return the last vector."""
+def _sequential(start, mats, emit, tmask, semiring, out: Run) -> None:
+    """Run every step into ``out`` (time-major views), with one write per output at the end."""
     mats = mats.transpose(-1, -2).contiguous() if semiring == "max" else mats
     scratch = _scratch(start, mats, semiring)
     v = start
-    for i in range(emit.shape[0] if steps is None else steps):
+    steps = []
+    for i in range(emit.shape[0]):
         v, scale, arg = _step(v, _mat(mats, i), emit[i], None if tmask is None else tmask[i], semiring, scratch)
-        out.vectors[i], out.scales[i] = v, scale
-        if arg is not None:
-            out.pointers[i] = arg
-    return v
+        steps.append((v, scale, arg))
+    for field, values in zip(out, zip(*steps)):
+        if field is not None:
+            field.copy_(torch.stack(values))
 
 
 def _mat(mats: torch.Tensor, i: int) -> torch.Tensor:
@@ -228,8 +273,12 @@ def _scratch(v: torch.Tensor, mats: torch.Tensor, semiring: str) -> torch.Tensor
 def _step(v, mat, emit, tmask, semiring, scratch):
     """One step: ``(vector, scale, pointers or None)``. For ``"max"``, ``mat`` is transposed."""
     arg = None
-    if semiring == "sum":
-        u = v @ mat if mat.dim() == 2 else (v.unsqueeze(-2) @ mat).squeeze(-2)
+    if semiring == "sum" and mat.dim() == 2:
+        u = v @ mat if mat.shape[0] == v.shape[-1] else (v.flatten(-2) @ mat).view(v.shape)
+    elif semiring == "sum" and mat.numel() * _EINSUM_MIN_SHARING < v.numel() * v.shape[-1]:
+        u = torch.einsum("...i,...ij->...j", v, mat)  # folds the rows that share a matrix into one product
+    elif semiring == "sum":
+        u = (v.unsqueeze(-2) @ mat).squeeze(-2)
     else:
         u, arg = torch.mul(v.unsqueeze(-2), mat, out=scratch).max(-1)
         if tmask is not None:
@@ -251,7 +300,7 @@ def _speculative(start, mats, emit, tmask, semiring, num_blocks) -> Run | None:
     tmask = None if tmask is None else _to_blocks(tmask, num_blocks, size)
     guess = start.new_full((num_blocks,) + start.shape, 1.0 / k if semiring == "sum" else 1.0)
     guess[0] = start
-    out = _buffers((n,) + emit.shape[2:], num_blocks, emit.dtype, semiring)
+    out = _buffers((n,) + emit.shape[2:], num_blocks, emit, semiring)
     first = Run(*(None if x is None else x.transpose(0, 1) for x in out))  # time-major views
     _sequential(guess, mats, emit, tmask, semiring, first)
     tol = AGREEMENT_TOL_EPS * torch.finfo(emit.dtype).eps
@@ -346,10 +395,11 @@ def backtrack(pointers: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     size = -(-n // num_blocks)
     pad = num_blocks * size - n
     if pad:
-        identity = torch.arange(pointers.shape[-1], dtype=pointers.dtype).expand((pad,) + pointers.shape[1:])
+        identity = torch.arange(pointers.shape[-1], dtype=pointers.dtype, device=pointers.device)
+        identity = identity.expand((pad,) + pointers.shape[1:])
         pointers = torch.cat([pointers, identity])
     blocks = pointers.reshape((num_blocks, size) + pointers.shape[1:]).transpose(0, 1)
-    total = torch.arange(pointers.shape[-1]).expand(blocks.shape[1:]).contiguous()
+    total = torch.arange(pointers.shape[-1], device=pointers.device).expand(blocks.shape[1:]).contiguous()
     for i in range(size - 1, -1, -1):
         total = torch.gather(blocks[i], -1, total).long()
     suffix = compose_maps(total[1:], reverse=True)  # z at the end of the last block -> z at the end of block b
