@@ -220,6 +220,11 @@ def maximum_likelihood(
     """
     if missing not in ("raise", "em"):
         raise ModelSpecError(f"missing must be 'raise' or 'em', got {missing!r}.")
+    if isinstance(data, pd.DataFrame) and len(data) == 0:
+        raise DataError(
+            "data has 0 rows: maximum likelihood has nothing to estimate the CPTs from; pass at least one row "
+            "(dirichlet_posterior accepts empty data and returns the prior)."
+        )
     design = _prepare(structure, data, state_names, device)
     if missing == "raise" or not bool((design.codes < 0).any()):
         _refuse_missing(design, data, "fit with maximum_likelihood(..., missing='em'), impute them")

@@ -101,7 +101,13 @@ class Emission(ABC):
         for name in set(self.letters) & set(params):
             shape, expected = tuple(params[name].shape), self.param_shape(name, n_states)
             if len(shape) != len(expected) or any(e not in (None, s) for e, s in zip(expected, shape)):
-                raise ShapeError(f"{name}_ must have shape {expected}, got {shape}.")
+                if len(shape) == len(expected) and shape[0] == n_states and self.n_features is not None:
+                    raise ShapeError(
+                        f"X has {self.n_features} feature(s) but {name}_ has shape {shape} (expected {expected} for "
+                        f"{n_states} states and {self.n_features} feature(s)); pass X with the columns {name}_ was set "
+                        f"for, or set {name}_ to match X."
+                    )
+                raise ShapeError(f"{name}_ must have shape {expected} for {n_states} states, got {shape}; set it to that shape.")
 
     def log_emit(self, params: ParamMap, x: torch.Tensor) -> torch.Tensor:
         """``log p(x_nt | z = k)``: ``(..., N, T, K)`` for parameters ``(..., K, *shape)``."""
@@ -337,7 +343,7 @@ class CategoricalEmission(Emission):
             ops.check_normalised(params["emissionprob"], "emissionprob_")
 
     def distribution(self, params: ParamMap) -> Distribution:
-        return dist.Categorical(probs=params["emissionprob"])
+        return dist.Categorical(logits=params["emissionprob"].log())
 
     def initialize(self, X: torch.Tensor, n_states: int, generator: torch.Generator) -> Params:
         raw = torch.rand((n_states, self.n_symbols), generator=generator, dtype=X.dtype, device=X.device)
