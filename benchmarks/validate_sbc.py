@@ -291,6 +291,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cases", default="all", help="comma-separated case indices (0-based) or 'all'")
     parser.add_argument("--warmup", type=int, default=500, help="NUTS warmup iterations per chain")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the batches are small)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 8 simulations, 9 draws, 100 warmup iterations")
     parser.add_argument("--output", default=str(RESULTS_DIR / "sbc.json"))
     parser.add_argument("--markdown", default=str(RESULTS_MD))
@@ -300,6 +301,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(args.threads)
     S, L, warmup = (8, 9, 100) if args.quick else (args.simulations, args.draws, args.warmup)
     chosen = CASES if args.cases == "all" else [CASES[int(i)] for i in args.cases.split(",")]
     rows = []
