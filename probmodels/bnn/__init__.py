@@ -1,0 +1,56 @@
+"""Bayesian neural networks.
+
+:class:`BayesianMLP` fits a multilayer perceptron with Gaussian (or
+hierarchical) weight priors for regression or classification by MAP, deep
+ensembles, mean-field or low-rank SVI, Laplace, or NUTS, all through the
+inference core; :class:`MLPModel` is its Pyro program. :func:`bayesian` turns
+any ``torch.nn.Module`` (all layers or chosen ones, e.g. the last) into such a
+program, and :class:`BayesianNetwork` gives it the same estimator surface. Predictions average
+over posterior draws in memory-bounded chunks (:func:`predictive`) and split
+uncertainty into epistemic and aleatoric parts; :mod:`probmodels.bnn.metrics`
+scores calibration.
+"""
+
+from .convert import BayesianModule, bayesian
+from .data import Affine
+from .ensemble import early_stopping_steps, fit_ensemble
+from .estimator import METHODS, BayesianMLP, BayesianNetwork
+from .metrics import (
+    ReliabilityCurve,
+    accuracy,
+    expected_calibration_error,
+    interval_coverage,
+    regression_calibration_error,
+    reliability_curve,
+    rmse,
+)
+from .model import ACTIVATIONS, MLPModel
+from .nuts import fit_network_nuts, network_log_density
+from .plot import plot_reliability
+from .predict import Predictive, mixture_quantiles, predictive
+
+__all__ = [
+    "BayesianMLP",
+    "BayesianNetwork",
+    "bayesian",
+    "BayesianModule",
+    "MLPModel",
+    "plot_reliability",
+    "METHODS",
+    "ACTIVATIONS",
+    "fit_ensemble",
+    "early_stopping_steps",
+    "fit_network_nuts",
+    "network_log_density",
+    "predictive",
+    "Predictive",
+    "mixture_quantiles",
+    "Affine",
+    "ReliabilityCurve",
+    "reliability_curve",
+    "expected_calibration_error",
+    "regression_calibration_error",
+    "interval_coverage",
+    "rmse",
+    "accuracy",
+]
