@@ -39,6 +39,7 @@ from probmodels import (
 )
 from probmodels.bn import DiscreteBayesianNetwork, Inference, gaussian_maximum_likelihood, learn, read_bif, read_xmlbif
 from probmodels.bn import write_bif, write_xmlbif
+from probmodels.bnn import BayesianMLP
 from probmodels.gp import CholeskyJitterWarning, GPClassification, GPRegression, SparseGPRegression
 from probmodels.hmm import CategoricalHMM, GaussianHMM, PoissonHMM
 
@@ -339,7 +340,7 @@ CASES += [
     case("hmm/out-of-range-symbol-at-fit", lambda tmp: CategoricalHMM(2, n_symbols=4).fit(np.array([[0], [1], [5], [2]])), DataError, r"X holds symbol 5 \(rows \[2\]\) but n_symbols=4.*Raise n_symbols or recode"),
     case("hmm/out-of-range-symbol-at-predict", lambda tmp: hmm_categorical().predict(np.array([[0], [1], [3]])), DataError, r"X holds symbol 3 \(rows \[2\]\) but n_symbols=3.*Raise n_symbols or recode"),
     case("hmm/wrong-feature-dimension-at-predict", lambda tmp: fitted_hmm().predict(np.zeros((5, 2))), ShapeError, r"X has 2 feature\(s\).*n_features=1"),
-    case("hmm/wrong-feature-dimension-with-parameters-set-by-hand", lambda tmp: hmm_gaussian().predict(np.zeros((5, 2))), ShapeError, r"X has 2 feature\(s\).*(n_features=1|means_)"),
+    case("hmm/wrong-feature-dimension-with-parameters-set-by-hand", lambda tmp: hmm_gaussian().predict(np.zeros((5, 2))), ShapeError, r"X has 2 feature\(s\) but means_ has shape \(2, 1\).*pass X with the columns means_ was set for"),
     case("hmm/impossible-sequence-score-is-minus-inf", lambda tmp: hmm_categorical().score(np.array([[0], [2], [0]])), check=assert_minus_inf),
     case("hmm/impossible-sequence-posteriors-no-nan", lambda tmp: hmm_categorical().predict_proba(np.array([[0], [2], [0]])), check=assert_no_nan),
 ]
@@ -363,6 +364,22 @@ CASES += [
     case("gp/regression/wrong-feature-dimension-at-predict", lambda tmp: fitted_gp().predict(np.zeros((3, 2))), ShapeError, r"X has 2 feature\(s\) but the model was fitted on 1; pass the same columns as in fit"),
     case("gp/classification/wrong-feature-dimension-at-predict", lambda tmp: GPClassification(hyperparameters={"outputscale": 1.0, "lengthscale": 1.0}, fixed=("outputscale", "lengthscale")).fit(gp_data()[0], np.array([0, 1] * 4)).predict_proba(np.zeros((3, 2))), ShapeError, r"X has 2 feature\(s\) but the model was fitted on 1; pass the same columns as in fit"),
     case("gp/sparse/exploding-learning-rate", lambda tmp: SparseGPRegression(lr=1e6, batch_size=5).fit(*gp_data(20)), InferenceError, r"SVGP training failed at step 2 \(epoch 1\).*Lower lr"),
+]
+
+
+# Bayesian neural networks
+def bnn_data(n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    x = np.linspace(-1.0, 1.0, 2 * n).reshape(n, 2)
+    return x, x.sum(1)
+
+
+CASES += [
+    case("bnn/x-y-length-mismatch", lambda tmp: BayesianMLP().fit(bnn_data()[0], bnn_data()[1][:9]), ShapeError, r"y has 9 rows but X has 12; pass one target per row of X"),
+    case("bnn/nan-in-X", lambda tmp: BayesianMLP().fit(with_nan(bnn_data()[0], 3), bnn_data()[1]), DataError, r"X contains 2 NaN or infinite value\(s\), the first at index \[3, 0\]; remove or impute"),
+    case("bnn/inf-in-y", lambda tmp: BayesianMLP().fit(bnn_data()[0], with_nan(bnn_data()[1], 3, np.inf)), DataError, r"y contains 1 NaN or infinite value\(s\).*remove or impute"),
+    case("bnn/labels-out-of-range", lambda tmp: BayesianMLP(task="classification", n_classes=3).fit(bnn_data()[0], np.array([0, 1, 2, 3] * 3)), DataError, r"labels range over \[0, 3\] but must lie in \[0, 2\] for n_classes=3"),
+    case("bnn/non-integer-labels", lambda tmp: BayesianMLP(task="classification").fit(bnn_data()[0], np.array([0, 1, 0.5, 1] * 3)), DataError, r"must be integers"),
+    case("bnn/wrong-feature-dimension-at-predict", lambda tmp: BayesianMLP((3,), num_steps=20, num_samples=5, svi_options={"tol": 0.0}).fit(*bnn_data()).predict(np.zeros((4, 3))), ShapeError, r"X has 3 features but the network was fitted with 2"),
 ]
 
 

@@ -98,7 +98,7 @@ class Emission(ABC):
 
     def check_params(self, params: ParamMap, n_states: int) -> None:
         """Raise :class:`ShapeError` when a given parameter has the wrong shape (sizes not yet known match any)."""
-        for name in set(self.letters) & set(params):
+        for name in [letter for letter in self.letters if letter in params]:
             shape, expected = tuple(params[name].shape), self.param_shape(name, n_states)
             if len(shape) != len(expected) or any(e not in (None, s) for e, s in zip(expected, shape)):
                 if len(shape) == len(expected) and shape[0] == n_states and self.n_features is not None:
