@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..exceptions import ResultFileError
-from .checkpoint import atomic_savez, check_header, check_settings, load_archive
+from .checkpoint import CheckpointPlan, atomic_savez, check_header, check_settings, load_archive
 
 __all__ = ["SVICheckpoint", "SVICheckpointPlan", "write_svi_checkpoint", "read_svi_checkpoint"]
 
@@ -71,27 +71,15 @@ class SVICheckpoint:
 
 
 @dataclass(frozen=True)
-class SVICheckpointPlan:
-    """Where and how often an SVI run saves itself, and the identity a resume must match."""
+class SVICheckpointPlan(CheckpointPlan):
+    """Where and how often an SVI run saves itself (see :class:`~probmodels.core.checkpoint.CheckpointPlan`)."""
 
-    path: Path
-    every: int
-    settings: dict[str, Any]
-
-    @classmethod
-    def create(cls, path: str | os.PathLike, every: int, settings: Mapping[str, Any]) -> "SVICheckpointPlan":
-        """Check the folder and normalise ``settings`` through JSON."""
-        path = Path(path)
-        if not path.parent.is_dir():
-            raise ResultFileError(f"checkpoint folder {str(path.parent)!r} does not exist; create it or pass another path.")
-        return cls(path, every, json.loads(json.dumps(dict(settings))))
-
-    def resume(self, like: torch.Tensor) -> SVICheckpoint | None:
+    def resume(self, like: torch.Tensor) -> SVICheckpoint | None:  # type: ignore[override]
         """The saved state, or None when no checkpoint exists yet."""
         return read_svi_checkpoint(self.path, self.settings, like) if self.path.exists() else None
 
-    def due(self, step: int) -> bool:
-        """Whether to save after (0-based) ``step``."""
+    def due(self, step: int, total: int | None = None) -> bool:
+        """Whether to save after (0-based) ``step``; the end of the run is saved separately."""
         return (step + 1) % self.every == 0
 
 
