@@ -33,6 +33,7 @@ Run ``python benchmarks/validate_sbc.py`` (about 10 minutes on 2 cores) or
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -276,10 +277,11 @@ def render(report: dict[str, Any]) -> str:
     ]
     for r in report["rows"]:
         failing = ", ".join(r["failing"][:4]) + (" ..." if len(r["failing"]) > 4 else "") or "-"
-        lines.append(
-            f"| {r['case']} | {r['engine']} | {r['parameters']} | {'yes' if r['expect'] else 'no'} | {'yes' if r['passed'] else 'NO'} | "
-            f"{'yes' if r['as_expected'] else '**NO**'} | {failing} | {fmt(r['worst_deviation'], 3)} ({r['worst']}) | {fmt(r['seconds'], 1)} |"
-        )
+        cells = [
+            r["case"], r["engine"], str(r["parameters"]), "yes" if r["expect"] else "no", "yes" if r["passed"] else "NO",
+            "yes" if r["as_expected"] else "**NO**", failing, f"{fmt(r['worst_deviation'], 3)} ({r['worst']})", fmt(r["seconds"], 3),
+        ]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     lines += ["", *reproduce_lines(report["command"])]
     return "\n".join(lines) + "\n"
 
@@ -293,6 +295,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=500, help="NUTS warmup iterations per chain")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the batches are small)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 8 simulations, 9 draws, 100 warmup iterations")
+    parser.add_argument("--render", action="store_true", help="only re-render the markdown from --output")
     parser.add_argument("--output", default=str(RESULTS_DIR / "sbc.json"))
     parser.add_argument("--markdown", default=str(RESULTS_MD))
     return parser.parse_args(argv)
@@ -300,6 +303,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        write_results_section("sbc", render(json.loads(Path(args.output).read_text())), Path(args.markdown))
+        return 0
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(args.threads)
     S, L, warmup = (8, 9, 100) if args.quick else (args.simulations, args.draws, args.warmup)
