@@ -2,7 +2,8 @@
 
 :class:`DiscreteBayesianNetwork` (structure, named states, validated CPTs),
 :class:`Inference` (exact queries by name, batched queries, MAP/MPE,
-interventions, sampling, likelihood weighting), :mod:`probmodels.bn.learn`
+interventions, sampling, likelihood weighting and Gibbs sampling),
+:func:`draw_network`, :mod:`probmodels.bn.learn`
 (maximum likelihood with EM for missing cells, Dirichlet posteriors of the
 CPTs with posterior draws, the BDeu/K2 marginal likelihood),
 :mod:`probmodels.bn.convert` (pgmpy), BIF and XMLBIF files
@@ -20,6 +21,7 @@ from . import gaussian_ops
 from .bif import read_bif, write_bif
 from .convert import from_pgmpy, to_pgmpy
 from .cpdag import apply_meek_rules, dag_to_cpdag, pdag_to_dag, structural_hamming_distance
+from .gibbs import gibbs_sample
 from .gaussian import GaussianCPD, LinearGaussianBayesianNetwork
 from .gaussian_convert import gaussian_from_pgmpy, gaussian_to_pgmpy
 from .gaussian_inference import GaussianInference, GaussianQuery
@@ -34,6 +36,7 @@ from .inference import Inference, QueryResult
 from .learn import DirichletPosterior, UncertainQuery, dirichlet_posterior, log_marginal_likelihood, maximum_likelihood
 from .network import CPD, DiscreteBayesianNetwork, do
 from .pc import CITestResult, ci_test, pc
+from .plot import draw_network
 from .scores import DecomposableScore, family_score
 from .structure import fit_parameters, hill_climb
 from .xmlbif import read_network, read_xmlbif, write_network, write_xmlbif
@@ -80,4 +83,6 @@ __all__ = [
     "dag_to_cpdag",
     "pdag_to_dag",
     "apply_meek_rules",
+    "gibbs_sample",
+    "draw_network",
 ]

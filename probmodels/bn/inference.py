@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 
 from .._validation import check_positive_int
-from ..exceptions import DataError, ShapeError
-from . import contract, ops
+from ..exceptions import DataError, ModelSpecError, ShapeError
+from . import contract, gibbs, ops
 from ._named_queries import _NamedQueries
 from .network import DiscreteBayesianNetwork
 
@@ -82,7 +82,7 @@ class QueryResult(NamedTuple):
 
 
 class Inference(_NamedQueries):
-    """Exact (and likelihood-weighting) inference on a discrete Bayesian network.
+    """Exact (and likelihood-weighting or Gibbs) inference on a discrete Bayesian network.
 
     Parameters
     ----------
@@ -268,31 +268,73 @@ class Inference(_NamedQueries):
         evidence: Evidence | None = None,
         *,
         num_samples: int = 10_000,
+        method: str = "likelihood_weighting",
+        num_chains: int = 100,
+        burn_in: int = 100,
         generator: torch.Generator | None = None,
     ) -> QueryResult:
-        """Joint ``P(variables | evidence)`` estimated by likelihood weighting.
+        """Joint ``P(variables | evidence)`` estimated by likelihood weighting or Gibbs sampling.
+
+        Parameters
+        ----------
+        variables : sequence of node names
+            Query variables.
+        evidence : mapping, optional
+            ``{node: state}`` observations (None/NaN values are ignored).
+        num_samples : int, default 10000
+            Number of draws (Gibbs: split over the chains, rounded up to a multiple of ``num_chains``).
+        method : {"likelihood_weighting", "gibbs"}, default "likelihood_weighting"
+            Weighted ancestral samples (:func:`~probmodels.bn.ops.sample`), or
+            ``num_chains`` Gibbs chains (:func:`~probmodels.bn.gibbs.gibbs_sample`).
+        num_chains : int, default 100
+            Gibbs only: parallel chains, started from weight-resampled likelihood-weighted draws.
+        burn_in : int, default 100
+            Gibbs only: sweeps discarded at the start of each chain.
+        generator : torch.Generator, optional
+            Source of randomness (on the network's device).
 
         Returns
         -------
         QueryResult
-            Weighted frequencies (batched networks: one estimate per batch
-            element) and ``log_evidence`` = log of the mean weight.
+            (Weighted) frequencies (batched networks: one estimate per batch
+            element) and ``log_evidence`` = log of the mean likelihood weight
+            (Gibbs: of the ``num_chains`` initial draws).
+
+        Raises
+        ------
+        ModelSpecError
+            For an unknown ``method``.
+        DataError
+            When no likelihood-weighted draw fits the evidence, which is
+            always so when it has probability zero.
         """
+        methods = ("likelihood_weighting", "gibbs")
+        if method not in methods:
+            raise ModelSpecError(f"method must be one of {methods}, got {method!r}.")
         num_samples = check_positive_int(num_samples, "num_samples")
         query = self._variables(variables)
         ev_vars, ev_codes = self._evidence_codes(evidence)
-        draws = ops.sample(self._tensors, num_samples, ev_vars, ev_codes, generator)
-        flat = torch.zeros_like(draws.codes[..., 0])
+        if method == "gibbs":
+            num_chains = check_positive_int(num_chains, "num_chains")
+            num_draws = -(-num_samples // num_chains)
+            chains = gibbs.gibbs_sample(
+                self._tensors, num_chains, num_draws, ev_vars, ev_codes, burn_in=burn_in, generator=generator
+            )
+            codes, log_evidence = chains.codes.flatten(0, 1), chains.log_evidence
+            weights = torch.ones(codes.shape[:-1], dtype=log_evidence.dtype, device=codes.device)
+        else:
+            draws = ops.sample(self._tensors, num_samples, ev_vars, ev_codes, generator)
+            codes, weights = draws.codes, draws.log_weights.exp()
+            log_evidence = torch.logsumexp(draws.log_weights, 0) - np.log(num_samples)
+        flat = torch.zeros_like(codes[..., 0])
         for v in query:
-            flat = flat * self._tensors.cards[v] + draws.codes[..., v]
+            flat = flat * self._tensors.cards[v] + codes[..., v]
         size = int(np.prod([self._tensors.cards[v] for v in query]))
-        weights = draws.log_weights.exp()
-        totals = torch.zeros(draws.log_weights.shape[1:] + (size,), dtype=weights.dtype, device=weights.device)
+        totals = torch.zeros(weights.shape[1:] + (size,), dtype=weights.dtype, device=weights.device)
         totals.scatter_add_(-1, flat.movedim(0, -1), weights.movedim(0, -1))
+        self._check_possible(log_evidence, lambda rows: dict(evidence or {}))
         mass = totals.sum(-1, keepdim=True)
-        self._check_possible(mass.squeeze(-1).log(), lambda rows: dict(evidence or {}))
         probs = (totals / mass).reshape(totals.shape[:-1] + tuple(self._tensors.cards[v] for v in query))
-        log_evidence = torch.logsumexp(draws.log_weights, 0) - np.log(num_samples)
         names = tuple(self._nodes[v] for v in query)
         return QueryResult(names, tuple(self._states[n] for n in names), probs, log_evidence)
 
