@@ -95,6 +95,8 @@ def _best_gaussian(exact, to_constrained, log_jacobian):
 
 @pytest.mark.parametrize("case", CASES)
 def test_full_rank_svi_matches_best_gaussian(case, device, dtype):
+    if dtype != torch.float64:
+        pytest.skip("the tolerance is Monte Carlo error of 4000 draws; a float32 optimum adds rounding bias of the same size")
     model, y, site, exact, to_constrained, log_jacobian = _cases(device, dtype)[case]
     posterior = pm.fit_svi(
         model, y, guide="mvn", num_steps=3000, lr=0.05, lr_decay=0.01, num_particles=8, tol=0, num_samples=4000, seed=3, progress_bar=False
