@@ -14,7 +14,8 @@ over the ``S`` data sets, whose mean-field guide factorises over them.
 Cases (``expect`` says whether the case must pass):
 
 - ``hierarchical normal`` (NUTS, non-centred, 8 groups): mu, tau, theta.
-- ``hmm 2-state`` (NUTS; likelihood by ``probmodels.hmm.ops.log_likelihood``): emission means, stay probabilities.
+- ``hmm 2-state`` (NUTS; likelihood by ``probmodels.hmm.ops.log_likelihood``): ordered emission means,
+  stay probabilities.
 - ``gp hyperparameters`` (NUTS; likelihood by ``probmodels.gp.ops.log_marginal_likelihood``): amplitude,
   lengthscale, noise (above a known floor).
 - ``bnn 1-3-1`` (NUTS, tanh network): the regression function at three inputs
@@ -111,9 +112,14 @@ def hierarchical_normal(jacobian: bool) -> Callable[[int, int, int, int], tuple[
 
 # ----------------------------------------------------------------------------- HMM
 def hmm_two_state(S: int, L: int, seed: int, warmup: int, T: int = 60) -> tuple[Draws, Draws]:
+    """Emission means with N(-1, 0.5^2) and N(1, 0.5^2) priors restricted to mu[0] < mu[1] (an ordering
+    constraint, as Stan's ``ordered``): without it the label-swapped copy of the posterior is a separate
+    local mode where a single chain can stay, which SBC flags as miscalibration."""
     g = torch.Generator().manual_seed(seed)
     prior_loc = torch.tensor([-1.0, 1.0])
     mu = prior_loc + 0.5 * torch.randn(S, 2, generator=g)
+    while bool((swapped := mu[:, 0] >= mu[:, 1]).any()):
+        mu[swapped] = prior_loc + 0.5 * torch.randn(int(swapped.sum()), 2, generator=g)
     stay = torch.distributions.Beta(4.0, 2.0).sample((S, 2))
     states = torch.zeros(S, T, dtype=torch.long)
     states[:, 0] = (torch.rand(S, generator=g) < 0.5).long()
@@ -123,18 +129,21 @@ def hmm_two_state(S: int, L: int, seed: int, warmup: int, T: int = 60) -> tuple[
     y = mu.gather(1, states) + torch.randn(S, T, generator=g)
     log_init = torch.full((2,), -math.log(2.0))
 
+    def means(u: torch.Tensor) -> torch.Tensor:
+        return torch.stack([u[..., 0], u[..., 0] + u[..., 1].exp()], -1)
+
     def log_density(u: torch.Tensor) -> torch.Tensor:
-        m, logit_stay = u[:, :2], u[:, 2:]
+        m, logit_stay = means(u), u[:, 2:]
         p = torch.sigmoid(logit_stay)
         log_p, log_q = torch.nn.functional.logsigmoid(logit_stay), torch.nn.functional.logsigmoid(-logit_stay)
         log_trans = torch.stack([torch.stack([log_p[:, 0], log_q[:, 0]], -1), torch.stack([log_q[:, 1], log_p[:, 1]], -1)], -2)
         log_emit = normal_logpdf(y[:, :, None], m[:, None, :], 1.0)
         ll = hmm_ops.log_likelihood(log_init.expand(u.shape[0], 2), log_trans, log_emit, validate=False)
         prior = normal_logpdf(m, prior_loc, 0.5).sum(-1) + torch.distributions.Beta(4.0, 2.0).log_prob(p.clamp(1e-12, 1 - 1e-12)).sum(-1)
-        return ll + prior + (log_p + log_q).sum(-1)
+        return ll + prior + u[:, 1] + (log_p + log_q).sum(-1)
 
     u = nuts_draws(log_density, S, 4, L, seed, thin=THIN, warmup=warmup)
-    return {"mu": mu, "stay": stay}, {"mu": u[..., :2], "stay": torch.sigmoid(u[..., 2:])}
+    return {"mu": mu, "stay": stay}, {"mu": means(u), "stay": torch.sigmoid(u[..., 2:])}
 
 
 # ----------------------------------------------------------------------------- GP
