@@ -120,7 +120,7 @@ def hmm_two_state(S: int, L: int, seed: int, warmup: int, T: int = 60) -> tuple[
     mu = prior_loc + 0.5 * torch.randn(S, 2, generator=g)
     while bool((swapped := mu[:, 0] >= mu[:, 1]).any()):
         mu[swapped] = prior_loc + 0.5 * torch.randn(int(swapped.sum()), 2, generator=g)
-    stay = torch.distributions.Beta(4.0, 2.0).sample((S, 2))
+    stay = torch.from_numpy(np.random.default_rng(seed).beta(4.0, 2.0, size=(S, 2)))
     states = torch.zeros(S, T, dtype=torch.long)
     states[:, 0] = (torch.rand(S, generator=g) < 0.5).long()
     for t in range(1, T):
