@@ -326,7 +326,7 @@ def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num
             if quiet_windows >= 3:
                 converged = True
                 break
-        if checkpoint is not None and checkpoint.due(step) and step + 1 < num_steps:
+        if checkpoint is not None and checkpoint.due(step, num_steps) and step + 1 < num_steps:
             save(finished=False)
     bar.close()
     if checkpoint is not None:

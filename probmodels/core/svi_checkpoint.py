@@ -72,15 +72,12 @@ class SVICheckpoint:
 
 @dataclass(frozen=True)
 class SVICheckpointPlan(CheckpointPlan):
-    """Where and how often an SVI run saves itself (see :class:`~probmodels.core.checkpoint.CheckpointPlan`)."""
+    """Where and how often an SVI run saves itself (see :class:`~probmodels.core.checkpoint.CheckpointPlan`); the end
+    of the run is saved by the loop itself, with ``finished=True``."""
 
     def resume(self, like: torch.Tensor) -> SVICheckpoint | None:  # type: ignore[override]
         """The saved state, or None when no checkpoint exists yet."""
         return read_svi_checkpoint(self.path, self.settings, like) if self.path.exists() else None
-
-    def due(self, step: int, total: int | None = None) -> bool:
-        """Whether to save after (0-based) ``step``; the end of the run is saved separately."""
-        return (step + 1) % self.every == 0
 
 
 def write_svi_checkpoint(plan: SVICheckpointPlan, checkpoint: SVICheckpoint) -> None:

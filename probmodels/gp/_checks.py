@@ -50,10 +50,10 @@ def as_targets(y: Any, n: int, like: torch.Tensor, name: str = "y", *, training:
     floating dtype than the inputs are refused rather than silently cast.
     """
     if training:
-        raw = as_tensor_data(y, name)
-        if isinstance(raw, torch.Tensor) and raw.is_floating_point() and raw.dtype != like.dtype:
+        y = as_tensor_data(y, name)
+        if isinstance(y, torch.Tensor) and y.is_floating_point() and y.dtype != like.dtype:
             raise DataError(
-                f"X is {like.dtype} but {name} is {raw.dtype}: the data mixes floating dtypes; convert both to one "
+                f"X is {like.dtype} but {name} is {y.dtype}: the data mixes floating dtypes; convert both to one "
                 f"dtype (e.g. {name}.to(X.dtype), or float64 for both) before fit."
             )
     y = _as_float_tensor(y, name, like)
