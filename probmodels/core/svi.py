@@ -114,6 +114,7 @@ def fit_svi(
     device: str | torch.device | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 500,
+    callback: Callable[[int, float], bool | None] | None = None,
 ) -> Posterior:
     """Fit a variational approximation of a model's posterior and draw from it.
 
@@ -169,6 +170,11 @@ def fit_svi(
         ends bitwise where an uninterrupted run ends.
     checkpoint_every
         Save after every this many steps, and when the run ends.
+    callback
+        Called after every step as ``callback(step, loss)`` (``step`` counts
+        from 0, also across a resumed run); returning ``True`` stops the run
+        there and counts as converged (the callback's stopping rule met). Use it for schedules that depend on the step (KL annealing,
+        logging) or for a custom stopping rule.
 
     Returns
     -------
@@ -217,7 +223,7 @@ def fit_svi(
         losses, converged = _optimise(
             model, guide_fn, args, kwargs, info, optimizer=_optimizer(optimizer, lr, lr_decay, num_steps), lr=lr, num_steps=num_steps,
             num_particles=num_particles, batch_size=batch_size, data_size=data_size, tol=tol, window=window,
-            progress_bar=progress_bar, generator=generator, checkpoint=plan,
+            progress_bar=progress_bar, generator=generator, checkpoint=plan, callback=callback,
         )
         if guide == "laplace":
             guide_fn = guide_fn.laplace_approximation(*args, **kwargs)
@@ -249,7 +255,7 @@ def fit_svi(
     )
 
 
-def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num_steps, num_particles, batch_size, data_size, tol, window, progress_bar, generator, checkpoint: SVICheckpointPlan | None = None) -> tuple[list[float], bool]:
+def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num_steps, num_particles, batch_size, data_size, tol, window, progress_bar, generator, checkpoint: SVICheckpointPlan | None = None, callback: Callable[[int, float], bool | None] | None = None) -> tuple[list[float], bool]:
     """Run the SVI loop; returns the loss trace and whether the tolerance was met.
 
     With a ``checkpoint`` plan the loop continues from the plan's file when it
@@ -321,6 +327,9 @@ def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num
         losses.append(loss)
         if progress_bar and step % 50 == 0:
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        if callback is not None and callback(step, loss) is True:
+            converged = True
+            break
         if tol > 0 and (step + 1) % window == 0 and len(losses) >= 2 * window:
             quiet_windows = quiet_windows + 1 if _stalled(losses, window, tol) else 0
             if quiet_windows >= 3:
