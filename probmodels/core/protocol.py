@@ -12,6 +12,11 @@ declarations that the core reads when present:
 
 For plain functions both are read off a trace: observed sites are those with
 ``obs=`` that are neither ``pyro.deterministic`` nor ``pyro.factor`` sites.
+
+A model whose evidence has a closed form may also define
+``exact_log_evidence(*args, **kwargs) -> float``, ``log p(data)`` with every
+latent site integrated out; ``log_evidence(fit, method="exact")`` in the
+diagnostics layer uses it.
 """
 
 from __future__ import annotations

@@ -19,7 +19,11 @@
 ``"elbo"``
     the ELBO of an SVI fit: a lower bound, not an estimate;
 ``"exact"``
-    a closed-form value the caller supplies.
+    the closed form: the model's own ``exact_log_evidence`` (a discrete
+    Bayesian network's parameters under Dirichlet priors with complete data,
+    or any model that declares it; see
+    :class:`~probmodels.core.protocol.ProbabilisticModel`), or a value the
+    caller supplies.
 
 Every estimate works in unconstrained space, with the log-Jacobians of the
 constraining transforms included, through the core's
@@ -135,6 +139,8 @@ def log_evidence(
         For ``method="exact"`` only: the log evidence as a number, or a
         callable ``exact(*model_args, **model_kwargs) -> float`` that computes
         it from the fit's data (e.g. a conjugate model's closed form).
+        Without it, the fit's model must declare
+        ``exact_log_evidence(*model_args, **model_kwargs)``.
     num_proposal
         Draws from the normal proposal. Default: as many as the posterior
         draws used (half of them for ``"bridge"``, all for ``"importance"``).
@@ -169,7 +175,9 @@ def log_evidence(
     ModelSpecError
         An unknown ``method``, a ``fit`` without a model, an SVI ``fit`` for
         ``"bridge"``, an MCMC ``fit`` (or a MAP guide) for ``"elbo"``,
-        ``num_temperatures < 2``, or ``exact`` missing or given with another method.
+        ``num_temperatures < 2``, ``exact`` given with another method, or
+        ``"exact"`` without ``exact=`` for a model that declares no
+        ``exact_log_evidence``.
     ShapeError
         Too few draws in ``fit`` for the method.
     DataError
@@ -341,19 +349,30 @@ def _warn(message: str, stacklevel: int = 3) -> str:
 
 
 def _exact(fit: Posterior, exact: float | Callable[..., float] | None) -> EvidenceEstimate:
-    """The caller's closed-form log evidence, checked to be a finite number."""
+    """The closed-form log evidence: the caller's ``exact=``, else the model's ``exact_log_evidence``."""
+    source = "closed-form log evidence given by the caller."
     if exact is None:
-        raise ModelSpecError(
-            "method='exact' needs exact=: the log evidence as a number, or a callable exact(*model_args, **model_kwargs). "
-            "A model's log_marginal_likelihood at fixed parameters is not the evidence; use method='bridge' otherwise."
-        )
+        exact = getattr(fit.model, "exact_log_evidence", None)
+        if not callable(exact):
+            model = "no model (the fit was loaded from a file)" if fit.model is None else f"model {_model_name(fit.model)}"
+            raise ModelSpecError(
+                f"method='exact' needs a closed form, and {model} declares none (no exact_log_evidence method). "
+                "Pass exact=: the log evidence as a number, or a callable exact(*model_args, **model_kwargs); or use "
+                "method='bridge'. A model's log-likelihood at fixed parameters is not the evidence."
+            )
+        source = f"closed-form log evidence from {_model_name(fit.model)}.exact_log_evidence."
     value = exact(*fit.model_args, **fit.model_kwargs) if callable(exact) else exact
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     value = np.asarray(value)
     if value.size != 1 or not np.issubdtype(value.dtype, np.number) or not np.isfinite(value).all():
-        raise DataError(f"exact= must give one finite number (the log evidence), got {value!r}.")
-    return EvidenceEstimate(float(value.reshape(())), 0.0, "exact", {}, ("closed-form log evidence given by the caller.",))
+        raise DataError(f"the exact log evidence must be one finite number, got {value!r} (check exact= or the model's exact_log_evidence).")
+    return EvidenceEstimate(float(value.reshape(())), 0.0, "exact", {}, (source,))
+
+
+def _model_name(model: Callable[..., object]) -> str:
+    """A model's name for messages: its function or class name."""
+    return getattr(model, "__qualname__", type(model).__qualname__)
 
 
 def _unconstrained_draws(fit: Posterior) -> tuple[LogDensity, torch.Tensor]:

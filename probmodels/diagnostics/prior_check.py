@@ -21,7 +21,6 @@ import torch
 
 from ..core.density import batch_plate, without_validation
 from ..core.posterior import Posterior
-from ..core.predictive import log_likelihood, unbatch
 from ..core.setup import prepare_fit
 from .arviz import psislw
 
@@ -76,14 +75,27 @@ def prior_importance(fit: Posterior, num_draws: int = 4000, seed: int = 0) -> Pr
         try:
             with batch_plate(num_draws, info.max_plate_nesting):
                 trace = poutine.trace(fit.model).get_trace(*setup.args, **setup.kwargs)
-            draws = {site.name: unbatch(trace.nodes[site.name]["value"], num_draws, info.site_shapes[site.name]) for site in info.latents}
-            pointwise = log_likelihood(fit.model, setup.args, setup.kwargs, info, draws)
+            log_lik = _likelihood_terms(trace, {site.name for site in info.latents}, num_draws, info.max_plate_nesting).double()
         except Exception:
             return None
-    log_lik = sum(value.reshape(num_draws, -1).sum(-1) for value in pointwise.values()).double()
     log_lik = torch.where(torch.isnan(log_lik), torch.full_like(log_lik, -math.inf), log_lik)
     estimate = float(torch.logsumexp(log_lik, 0)) - math.log(num_draws)
     weights = torch.exp(log_lik - log_lik.max())
     se = float(weights.std() / (math.sqrt(num_draws) * weights.mean())) if bool(weights.sum() > 0) else math.inf
     _, k_hat = psislw(np.nan_to_num(log_lik.cpu().numpy(), neginf=-1e300))
     return PriorEstimate(estimate, se, k_hat, num_draws)
+
+
+def _likelihood_terms(trace: poutine.Trace, latents: set[str], num_draws: int, max_plate_nesting: int) -> torch.Tensor:
+    """``log p(y | theta_s)`` per prior draw: every observed site and every ``pyro.factor`` of the batched trace, summed.
+
+    Deterministic sites are left out; the batch of draws sits at dim ``-(max_plate_nesting + 1)``.
+    """
+    trace.compute_log_prob()
+    terms = []
+    for name, node in trace.nodes.items():
+        if node["type"] != "sample" or name in latents or not node["is_observed"] or node["infer"].get("_deterministic"):
+            continue
+        terms.append(node["log_prob"].movedim(-(max_plate_nesting + 1), 0).reshape(num_draws, -1).sum(-1))
+    return torch.stack(terms).sum(0)
+
