@@ -10,10 +10,13 @@ core, with :class:`GPMarginalModel` as the Pyro program).
 points and natural-gradient steps, and :class:`GPClassification` fits binary
 classification by variational inference; both build on the whitened
 inducing-point machinery of :mod:`probmodels.gp.variational`.
+:func:`from_gpytorch` turns a GPyTorch kernel, likelihood and priors into
+the settings of :class:`GPRegression`.
 """
 
 from .bayes import GPMarginal, GPMarginalModel
 from .classification import GPClassification
+from .from_gpytorch import from_gpytorch
 from .kernels import RBF, KERNEL_NAMES, Kernel, Linear, Matern, Periodic, Product, RationalQuadratic, Scale, Sum, make_kernel
 from .ops import CholeskyJitterWarning, GPFactor, log_marginal_likelihood, masked_log_marginal_likelihood, predictive_moments
 from .regression import GPRegression
@@ -25,6 +28,7 @@ __all__ = [
     "SparseGPRegression",
     "GPClassification",
     "InducingPosterior",
+    "from_gpytorch",
     "GPMarginalModel",
     "GPMarginal",
     "Kernel",
