@@ -4,7 +4,7 @@ log marginal likelihood as GPyTorch's exact marginal log likelihood, the same pr
 import gpytorch
 import pytest
 import torch
-from gpytorch.kernels import AdditiveKernel, LinearKernel, MaternKernel, PeriodicKernel, RBFKernel, RQKernel, ScaleKernel, SpectralMixtureKernel
+from gpytorch.kernels import LinearKernel, MaternKernel, PeriodicKernel, RBFKernel, RQKernel, ScaleKernel, SpectralMixtureKernel
 from gpytorch.priors import GammaPrior, HalfCauchyPrior, LogNormalPrior, NormalPrior
 
 from probmodels import ModelSpecError
