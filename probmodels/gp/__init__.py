@@ -11,7 +11,8 @@ points and natural-gradient steps, and :class:`GPClassification` fits binary
 classification by variational inference; both build on the whitened
 inducing-point machinery of :mod:`probmodels.gp.variational`.
 :func:`from_gpytorch` turns a GPyTorch kernel, likelihood and priors into
-the settings of :class:`GPRegression`.
+the settings of :class:`GPRegression`; :func:`plot_predictive` draws a fit's
+predictive mean and credible bands over the data.
 """
 
 from .bayes import GPMarginal, GPMarginalModel
@@ -19,6 +20,7 @@ from .classification import GPClassification
 from .from_gpytorch import from_gpytorch
 from .kernels import RBF, KERNEL_NAMES, Kernel, Linear, Matern, Periodic, Product, RationalQuadratic, Scale, Sum, make_kernel
 from .ops import CholeskyJitterWarning, GPFactor, log_marginal_likelihood, masked_log_marginal_likelihood, predictive_moments
+from .plot import plot_predictive
 from .regression import GPRegression
 from .sparse import SparseGPRegression
 from .variational import InducingPosterior
@@ -29,6 +31,7 @@ __all__ = [
     "GPClassification",
     "InducingPosterior",
     "from_gpytorch",
+    "plot_predictive",
     "GPMarginalModel",
     "GPMarginal",
     "Kernel",
