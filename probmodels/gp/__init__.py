@@ -17,7 +17,7 @@ predictive mean and credible bands over the data.
 
 from .bayes import GPMarginal, GPMarginalModel
 from .classification import GPClassification
-from .from_gpytorch import from_gpytorch
+from .gpytorch_adapter import from_gpytorch
 from .kernels import RBF, KERNEL_NAMES, Kernel, Linear, Matern, Periodic, Product, RationalQuadratic, Scale, Sum, make_kernel
 from .ops import CholeskyJitterWarning, GPFactor, log_marginal_likelihood, masked_log_marginal_likelihood, predictive_moments
 from .plot import plot_predictive
