@@ -7,6 +7,11 @@ Each problem has a log evidence known in closed form or by quadrature:
   n = 100, d = 5 (the evidence is a multivariate Student t);
 * ``correlated_gaussian``: a 10-d Gaussian prior and likelihood with a
   correlated covariance;
+* ``gp_latent``: a GP's 12 latent function values (fixed RBF hyperparameters)
+  under Gaussian noise; the truth is the GP marginal likelihood;
+* ``hmm_means``: a two-state HMM with fixed transitions and noise whose
+  emission means have Normal priors, T = 10; the truth sums the closed-form
+  evidence of every state path;
 * ``bimodal``: ``theta ~ N(0, 3^2)`` with a likelihood that is a mixture of
   two well-separated bumps holding 30 % and 70 % of the posterior mass
   (the truth by quadrature); the NUTS fit's chains are all started in the
@@ -61,6 +66,7 @@ from common import (  # noqa: E402
     RESULTS_DIR, RESULTS_MD, describe_machine, fmt, machine_info, reproduce_lines, write_json, write_results_section,
 )
 from test_evidence import A0, B0, TAU, correlated_gaussian, multivariate_t_log_pdf, nig_regression, normal_normal  # noqa: E402
+from test_evidence_families import LatentGP, hmm_data, hmm_evidence_by_enumeration, hmm_means  # noqa: E402
 from test_stepping_stone import bimodal, bimodal_truth  # noqa: E402
 
 import probmodels as pm  # noqa: E402
@@ -69,7 +75,7 @@ from probmodels.core.setup import prepare_fit  # noqa: E402
 from probmodels.diagnostics import log_evidence  # noqa: E402
 
 PACKAGES = ("torch", "pyro-ppl", "arviz")
-PROBLEMS = ("normal_normal", "nig_regression", "correlated_gaussian", "bimodal")
+PROBLEMS = ("normal_normal", "nig_regression", "correlated_gaussian", "gp_latent", "hmm_means", "bimodal")
 ESTIMATORS = ("bridge", "importance", "laplace", "stepping_stone")
 
 
@@ -91,6 +97,14 @@ def problem(name: str) -> tuple[Callable[..., Any], tuple[Any, ...], float, dict
         y = 2 * torch.randn(10, generator=g)
         truth = dist.MultivariateNormal(torch.zeros(10), covariance + 4.0 * torch.eye(10)).log_prob(y)
         return correlated_gaussian, (y, covariance), float(truth), {}
+    if name == "gp_latent":
+        X = torch.linspace(0.0, 3.0, 12, dtype=torch.float64).unsqueeze(-1)
+        y = torch.sin(2.0 * X[:, 0]) + 0.3 * torch.randn(12, generator=g, dtype=torch.float64)
+        model = LatentGP(X, outputscale=1.0, lengthscale=0.6, noise=0.3)
+        return model, (y,), model.exact_log_evidence(y), {"dense_mass": True}
+    if name == "hmm_means":
+        y = hmm_data()
+        return hmm_means, (y,), hmm_evidence_by_enumeration(y), {}
     if name == "bimodal":
         return bimodal, (torch.zeros(1),), bimodal_truth(), {"init_values": {"theta": -3.0}}
     raise ValueError(f"unknown problem {name!r}; choose from {PROBLEMS}")
@@ -152,7 +166,7 @@ def render(report: dict[str, Any]) -> str:
     text = [
         "## Log evidence",
         "",
-        f"{report['date']}, {describe_machine(report['machine'])}; {report['machine']['torch_threads']} torch threads, float32 data, CPU.",
+        f"{report['date']}, {describe_machine(report['machine'])}; {report['machine']['torch_threads']} torch threads, float32 data (float64 for gp_latent and hmm_means), CPU.",
         "",
         f"NUTS fit: 4 chains x {s['num_samples']} draws ({s['num_warmup']} warmup); stepping stone: {s['num_temperatures']} "
         f"stones, {s['ss_chains']} chains x {s['ss_samples']} draws ({s['ss_warmup']} warmup) per temperature. "

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import pyro.poutine as poutine
@@ -226,27 +226,31 @@ def tempered_model(model: Callable[..., Any], setup: FitSetup, num_draws: int, s
         draws = LogDensity(model, args, kwargs, info, vectorize="loop").unconstrain(values)
         probe = draws[: min(8, num_draws)]
         joint = LogDensity(model, args, kwargs, info, probe=probe)
-        prior = LogDensity(_Temper(info.observed, 0.0)(model), args, kwargs, info, vectorize=joint.mode)
+        prior = LogDensity(_Temper(0.0)(model), args, kwargs, info, vectorize=joint.mode)
 
     def log_likelihood(u: torch.Tensor) -> torch.Tensor:
         with without_validation():
             return joint(u) - prior(u)
 
     def tempered(beta: float) -> Callable[[torch.Tensor], torch.Tensor]:
-        return LogDensity(_Temper(info.observed, beta)(model), args, kwargs, info, vectorize=joint.mode)
+        return LogDensity(_Temper(beta)(model), args, kwargs, info, vectorize=joint.mode)
 
     return TemperedModel(tempered, log_likelihood, draws)
 
 
 class _Temper(Messenger):
-    """Raise the likelihood of the named sites to the power ``beta`` (``beta = 0`` masks them out)."""
+    """Raise the likelihood to the power ``beta`` (``beta = 0`` masks it out).
 
-    def __init__(self, names: Sequence[str], beta: float) -> None:
+    The likelihood is every observed site and every ``pyro.factor``: all the
+    model's terms but the latent sites' priors (and deterministic sites).
+    """
+
+    def __init__(self, beta: float) -> None:
         super().__init__()
-        self.names, self.beta = set(names), beta
+        self.beta = beta
 
     def _pyro_sample(self, msg: dict) -> None:
-        if msg["name"] in self.names:
+        if msg["is_observed"] and not msg["infer"].get("_deterministic"):
             if self.beta == 0.0:
                 msg["mask"] = torch.tensor(False)
             else:

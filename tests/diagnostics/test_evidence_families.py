@@ -28,7 +28,9 @@ import torch
 
 import probmodels as pm
 from probmodels import ConvergenceWarning, ModelSpecError
+from probmodels.core.setup import prepare_fit
 from probmodels.diagnostics import EvidenceEstimate, log_evidence
+from probmodels.diagnostics.stepping_stone import tempered_model
 from probmodels.gp.kernels import make_kernel
 from probmodels.gp.ops import log_marginal_likelihood
 from probmodels.hmm import ops as hmm_ops
@@ -133,12 +135,16 @@ def hmm_evidence_by_enumeration(y: torch.Tensor) -> float:
     return float(torch.logsumexp(torch.stack(terms), 0))
 
 
+def hmm_data() -> torch.Tensor:
+    """Ten observations from two well-separated states."""
+    g = torch.Generator().manual_seed(5)
+    states = torch.tensor([0, 0, 0, 1, 1, 1, 1, 0, 0, 1])
+    return torch.tensor([-1.2, 1.1], dtype=torch.float64)[states] + NOISE * torch.randn(10, generator=g, dtype=torch.float64)
+
+
 @pytest.fixture(scope="module")
 def hmm_case():
-    g = torch.Generator().manual_seed(5)
-    states = [0, 0, 0, 1, 1, 1, 1, 0, 0, 1]
-    y = torch.tensor([[-1.2, 1.1][s] for s in states], dtype=torch.float64)
-    y = y + NOISE * torch.randn(len(states), generator=g, dtype=torch.float64)
+    y = hmm_data()
     return fit(hmm_means, y), hmm_evidence_by_enumeration(y)
 
 
@@ -157,3 +163,17 @@ def test_exact_without_a_closed_form_names_the_model(hmm_case):
     with pytest.raises(ModelSpecError, match="hmm_means declares none"):
         log_evidence(posterior, method="exact")
     assert math.isfinite(log_evidence(posterior, method="exact", exact=hmm_evidence_by_enumeration).log_evidence)
+
+
+
+def test_power_posteriors_temper_a_factor_likelihood():
+    """The HMM's likelihood is a pyro.factor, not an observed site: the power posteriors of stepping-stone
+    sampling must temper it too (left untempered, every stone's ratio is 1 and the estimate collapses to 0)."""
+    y = hmm_data()
+    setup = prepare_fit(hmm_means, (y,), {}, seed=0)
+    path = tempered_model(hmm_means, setup, num_draws=8, seed=0)
+    mu = path.prior_draws  # unconstrained = constrained for a Normal site
+    forward = hmm_ops.log_likelihood(INIT.log(), TRANS.log(), dist.Normal(mu.unsqueeze(-2), NOISE).log_prob(y.unsqueeze(-1)))
+    torch.testing.assert_close(path.log_likelihood(mu), forward, rtol=1e-12, atol=1e-10)
+    prior = dist.Normal(PRIOR_MEANS, PRIOR_SD).log_prob(mu).sum(-1)
+    torch.testing.assert_close(path.tempered(0.3)(mu), prior + 0.3 * forward, rtol=1e-12, atol=1e-10)
