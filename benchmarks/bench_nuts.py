@@ -91,6 +91,20 @@ def _numpyro_blr(X, y):
         numpyro.sample("y", ndist.Normal(X @ beta, sigma), obs=y)
 
 
+def _numpyro_gp_regr(x, y):
+    """NumPyro port of the squared-exponential GP regression (see ``tests/posteriordb_models.py``)."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as ndist
+
+    rho = numpyro.sample("rho", ndist.Gamma(25.0, 4.0))
+    alpha = numpyro.sample("alpha", ndist.HalfNormal(2.0))
+    sigma = numpyro.sample("sigma", ndist.HalfNormal(1.0))
+    sq_dist = (x[..., :, None] - x[..., None, :]) ** 2
+    cov = alpha**2 * jnp.exp(-0.5 * sq_dist / rho**2) + sigma * jnp.eye(x.shape[-1])
+    numpyro.sample("y", ndist.MultivariateNormal(jnp.zeros(x.shape[-1]), covariance_matrix=cov), obs=y)
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """A posterior to benchmark.
@@ -118,6 +132,7 @@ BENCHMARKS = {
         "eight_schools-eight_schools_noncentered", ("mu", "tau", "theta_trans"), (("mu", ()), ("tau", ())), _numpyro_eight_schools
     ),
     "blr": Benchmark("sblrc-blr", ("beta", "sigma"), (("sigma", ()), ("beta", (0,))), _numpyro_blr),
+    "gp_regr": Benchmark("gp_pois_regr-gp_regr", ("rho", "alpha", "sigma"), (("rho", ()), ("alpha", ()), ("sigma", ())), _numpyro_gp_regr),
 }
 
 
