@@ -258,7 +258,8 @@ class FunctionDensity:
     """A user's batched log density ``fn(u: (batch, dim)) -> (batch,)`` with autograd gradients.
 
     Non-finite values and exceptions become ``-inf`` with a zero gradient, as
-    for :class:`LogDensity`.
+    for :class:`LogDensity`: when the batch raises, its rows are evaluated one
+    at a time, so only the rows that raise are rejected.
     """
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
@@ -269,7 +270,10 @@ class FunctionDensity:
         try:
             logp, grad = autograd_value_and_grad(self.fn, u)
         except Exception:
-            return u.new_full(u.shape[:1], -math.inf), torch.zeros_like(u)
+            if u.shape[0] == 1:
+                return u.new_full((1,), -math.inf), torch.zeros_like(u)
+            rows = [self.value_and_grad(u[i : i + 1]) for i in range(u.shape[0])]
+            return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
         if logp.shape != u.shape[:1]:
             raise ModelSpecError(f"the log density returned shape {tuple(logp.shape)}; expected ({u.shape[0]},), one value per row.")
         return logp, grad
