@@ -92,8 +92,18 @@ class Inference(_NamedQueries):
 
     Examples
     --------
-    >>> infer = Inference(net)                                     # doctest: +SKIP
-    >>> infer.query(["rain"], evidence={"wet": "wet"}).to_pandas()  # doctest: +SKIP
+    >>> from probmodels.bn import DiscreteBayesianNetwork, Inference
+    >>> net = DiscreteBayesianNetwork(cpds={
+    ...     "rain": ((), ("no", "yes"), [0.8, 0.2]),
+    ...     "wet": (("rain",), ("dry", "wet"), [[0.9, 0.1], [0.2, 0.8]]),
+    ... })
+    >>> infer = Inference(net)
+    >>> infer.query(["rain"], evidence={"wet": "wet"})["rain"].probs.round(decimals=3).tolist()
+    [0.333, 0.667]
+    >>> infer.map_query(["rain"], {"wet": "wet"})
+    {'rain': 'yes'}
+    >>> infer.query(["wet"], do={"rain": "yes"})["wet"].probs.tolist()
+    [0.2, 0.8]
     """
 
     _NETWORK = DiscreteBayesianNetwork

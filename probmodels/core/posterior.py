@@ -54,6 +54,23 @@ class Posterior:
     log_likelihood_values
         Precomputed ``site -> (chain, draw, *batch_shape)`` log-likelihoods
         (as restored by :func:`load`).
+
+    Examples
+    --------
+    Draws of any origin become a Posterior; fits return one.
+
+    >>> import torch
+    >>> from probmodels import Posterior
+    >>> g = torch.Generator().manual_seed(0)
+    >>> post = Posterior({"mu": torch.randn(2, 100, generator=g),
+    ...                   "theta": torch.randn(2, 100, 3, generator=g)}, method="manual")
+    >>> post
+    Posterior(method='manual', chains=2, draws=100, sites=[mu(), theta(3,)])
+    >>> post["theta"].shape, post.flat("theta").shape
+    (torch.Size([2, 100, 3]), torch.Size([200, 3]))
+    >>> post.summary(var_names=["mu"])[["mean", "sd"]].round(1)
+        mean   sd
+    mu  -0.0  1.0
     """
 
     def __init__(
@@ -247,6 +264,16 @@ def load(path: str | os.PathLike) -> Posterior:
     ------
     ResultFileError
         The file is missing, truncated, not netCDF, or not a probmodels result.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from probmodels import Posterior, load
+    >>> post = Posterior({"mu": torch.arange(6.0).reshape(2, 3)}, method="manual")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     again = load(post.save(f"{folder}/fit.nc"))
+    >>> again["mu"].tolist()
+    [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
     """
     import json
 

@@ -130,6 +130,13 @@ def information_criteria(max_log_likelihood: float, n_parameters: int, n_observa
        IEEE Trans. Automatic Control 19(6), 716-723, 1974.
     .. [2] G. Schwarz, "Estimating the dimension of a model", Annals of
        Statistics 6(2), 461-464, 1978.
+
+    Examples
+    --------
+    >>> from probmodels.diagnostics import information_criteria
+    >>> ic = information_criteria(max_log_likelihood=-120.0, n_parameters=3, n_observations=100)
+    >>> round(ic.aic, 2), round(ic.bic, 2)
+    (246.0, 253.82)
     """
     try:
         log_l = float(max_log_likelihood)
@@ -209,6 +216,24 @@ def complexity(fit: Posterior) -> Complexity:
        583-639, 2002.
     .. [4] A. Gelman, J. B. Carlin, H. S. Stern, D. B. Dunson, A. Vehtari and
        D. B. Rubin, "Bayesian Data Analysis", 3rd ed., section 7.2, 2013.
+
+    Examples
+    --------
+    One free parameter, twenty observations, and a small effective number of parameters:
+
+    >>> import pyro, pyro.distributions as dist, torch
+    >>> import probmodels as pm
+    >>> def model(y=None):
+    ...     mu = pyro.sample("mu", dist.Normal(0.0, 10.0))
+    ...     with pyro.plate("data", 20):
+    ...         pyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+    >>> y = torch.linspace(1.0, 3.0, 20, dtype=torch.float64)
+    >>> fit = pm.fit_mcmc(model, model_kwargs={"y": y}, num_chains=2, num_warmup=100,
+    ...                   num_samples=100, compile="none", progress_bar=False)
+    >>> from probmodels.diagnostics import complexity
+    >>> result = complexity(fit)
+    >>> result.n_parameters, result.n_observations, 0.0 < result.p_loo < 2.0
+    (1, 20, True)
     """
     pointwise = pointwise_log_likelihood(fit)
     idata = pointwise_data(pointwise, fit.draws)

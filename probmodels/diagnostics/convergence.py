@@ -90,6 +90,21 @@ def check_convergence(
         when the run has superchains: many short chains cannot each reach it).
     max_tree_depth
         The sampler's maximum tree depth (taken from the posterior's attrs by default).
+
+    Examples
+    --------
+    Two chains stuck around different values fail the R-hat check:
+
+    >>> import torch
+    >>> from probmodels import Posterior
+    >>> from probmodels.diagnostics import check_convergence
+    >>> g = torch.Generator().manual_seed(0)
+    >>> draws = torch.randn(2, 500, generator=g) + torch.tensor([[0.0], [3.0]])
+    >>> result = check_convergence(Posterior({"mu": draws}, method="manual"))
+    >>> result.ok, round(result.max_rhat, 1)
+    (False, 1.8)
+    >>> print(result.messages[0])
+    R-hat of 'mu' is 1.751 > 1.01; the chains disagree. Run longer warmup and more draws, or check for multimodality.
     """
     idata = to_arviz(posterior, log_likelihood=False)
     chains, draws = posterior.num_chains, posterior.num_draws

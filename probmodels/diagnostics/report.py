@@ -192,6 +192,23 @@ def report(fit: Posterior, *, evidence: bool = True, stein: bool = True, max_ksd
         ``fit`` is not a Posterior, or ``max_ksd_draws`` not an integer.
     ModelSpecError
         ``max_ksd_draws`` is below 1.
+
+    Examples
+    --------
+    >>> import pyro, pyro.distributions as dist, torch
+    >>> import probmodels as pm
+    >>> def model(y=None):
+    ...     mu = pyro.sample("mu", dist.Normal(0.0, 10.0))
+    ...     with pyro.plate("data", 20):
+    ...         pyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+    >>> y = torch.linspace(1.0, 3.0, 20, dtype=torch.float64)
+    >>> fit = pm.fit_mcmc(model, model_kwargs={"y": y}, num_chains=2, num_warmup=100,
+    ...                   num_samples=100, compile="none", progress_bar=False)
+    >>> from probmodels.diagnostics import report
+    >>> result = report(fit, stein=False)
+    >>> [title for title, _ in result.sections()]  # doctest: +NORMALIZE_WHITESPACE
+    ['Convergence (ArviZ summary of the latent sites)', 'Convergence checks', 'Sampler',
+     'LOO (PSIS)', 'Complexity', 'Evidence', 'Unavailable', 'Warnings']
     """
     if not isinstance(fit, Posterior):
         raise TypeError(f"fit must be a probmodels Posterior (from fit_mcmc, fit_svi or load), got {type(fit).__name__}.")

@@ -98,6 +98,16 @@ class GPClassification:
         ``log p(y | X, theta)`` at the fitted hyperparameters (not the evidence itself).
     converged_ : bool
         Whether the optimiser met its tolerance.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probmodels.gp import GPClassification
+    >>> X = torch.linspace(-2, 2, 20, dtype=torch.float64)[:, None]
+    >>> labels = (X[:, 0] > 0).long()
+    >>> classifier = GPClassification(num_inducing=8, max_iter=100).fit(X, labels)
+    >>> classifier.predict(torch.tensor([[-1.5], [1.5]], dtype=torch.float64)).tolist()
+    [0, 1]
     """
 
     def __init__(

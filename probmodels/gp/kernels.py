@@ -191,7 +191,7 @@ class Periodic(Kernel):
 
 @dataclass(frozen=True)
 class Linear(Kernel):
-    """Dot product ``x . x'`` (wrap it in :class:`Scale` for a variance)."""
+    """Dot-product kernel ``k(x, x') = x^T x'`` (wrap it in :class:`Scale` for a variance)."""
 
     def hyperparameters(self, dim: int, prefix: str = "") -> list[Hyperparameter]:
         return []
@@ -302,11 +302,28 @@ def make_kernel(kernel: str | Kernel, *, ard: bool = False) -> Kernel:
     Returns
     -------
     Kernel
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probmodels.gp import make_kernel
+    >>> kernel = make_kernel("rbf + periodic")
+    >>> kernel
+    Sum(parts=(Scale(base=RBF(ard=False)), Scale(base=Periodic())))
+    >>> [h.name for h in kernel.hyperparameters(1)]
+    ['k0.outputscale', 'k0.lengthscale', 'k1.outputscale', 'k1.lengthscale', 'k1.period']
+    >>> x = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    >>> rbf = make_kernel("rbf").base
+    >>> rbf.matrix({"lengthscale": torch.tensor([1.0], dtype=torch.float64)}, x, x).round(decimals=4).tolist()
+    [[1.0, 0.6065], [0.6065, 1.0]]
     """
     if isinstance(kernel, Kernel):
         return kernel
     if not isinstance(kernel, str):
-        raise TypeError(f"kernel must be a name such as 'rbf' or a probmodels.gp Kernel, got {type(kernel).__name__}.")
+        raise TypeError(
+            f"kernel must be a name such as 'rbf' or a probmodels.gp Kernel, got {type(kernel).__name__}; "
+            "convert a GPyTorch kernel with probmodels.gp.from_gpytorch."
+        )
     text = re.sub(r"\s+", "", kernel.lower())
     if not text:
         raise ModelSpecError("kernel is an empty string; pass a name such as 'rbf' or 'matern52'.")

@@ -105,6 +105,20 @@ class GPRegression:
         The NUTS posterior of the hyperparameters.
     converged_ : bool
         Whether the optimiser met its tolerance (``"ml"``/``"map"``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probmodels.gp import GPRegression
+    >>> g = torch.Generator().manual_seed(0)
+    >>> X = torch.linspace(-2, 2, 20, dtype=torch.float64)[:, None]
+    >>> y = torch.sin(2 * X[:, 0]) + 0.1 * torch.randn(20, generator=g, dtype=torch.float64)
+    >>> gp = GPRegression("rbf").fit(X, y)
+    >>> gp.converged_
+    True
+    >>> mean, sd = gp.predict(torch.tensor([[0.5]], dtype=torch.float64), return_std=True)
+    >>> round(float(mean), 1), round(float(sd), 1)
+    (0.9, 0.0)
     """
 
     def __init__(

@@ -203,6 +203,17 @@ class SparseGPRegression:
         Mean negative ELBO per point of every epoch (standardised units).
     converged_ : bool
         Whether training stopped on ``tol`` before ``max_epochs``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probmodels.gp import SparseGPRegression
+    >>> g = torch.Generator().manual_seed(0)
+    >>> X = torch.linspace(-2, 2, 200, dtype=torch.float64)[:, None]
+    >>> y = torch.sin(2 * X[:, 0]) + 0.1 * torch.randn(200, generator=g, dtype=torch.float64)
+    >>> gp = SparseGPRegression(num_inducing=10, batch_size=50, max_epochs=200, lr=0.05).fit(X, y)
+    >>> round(float(gp.predict(torch.tensor([[0.5]], dtype=torch.float64))), 1)
+    0.8
     """
 
     def __init__(

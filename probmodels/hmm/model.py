@@ -361,6 +361,19 @@ class GaussianHMM(HMM):
         default twice the data's standard deviation.
     startprob_prior, transmat_prior, params, init_params
         As in :class:`HMM`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probmodels.hmm import GaussianHMM
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(0.0, 1.0, 50), rng.normal(4.0, 1.0, 50)])[:, None]
+    >>> model = GaussianHMM(2).fit(X, seed=0, n_restarts=1)
+    >>> np.sort(model.means_.ravel()).round(1).tolist()
+    [0.1, 4.0]
+    >>> states = model.predict(X)
+    >>> bool(states[0] != states[-1])
+    True
     """
 
     def __init__(
@@ -478,6 +491,16 @@ def select_n_states(
         (higher ``elpd_loo`` is better), ``max_pareto_k`` (above 0.7 the
         LOO estimate is unreliable), ``log_evidence`` and
         ``log_evidence_se`` (higher is better), as asked by ``methods``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probmodels.hmm import select_n_states
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(0.0, 1.0, 60), rng.normal(5.0, 1.0, 60)])[:, None]
+    >>> table = select_n_states(X, k_range=range(1, 4), methods=("bic",), em_kwargs={"n_restarts": 1})
+    >>> int(table["bic"].idxmin())
+    2
     """
     import pandas as pd
 

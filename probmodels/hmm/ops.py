@@ -176,6 +176,23 @@ def forward(
     -------
     ForwardResult
         ``log_likelihood`` ``(...)`` and normalised ``log_alpha`` ``(..., T, K)``.
+
+    Examples
+    --------
+    Two states with means 0 and 3, four observations:
+
+    >>> import torch
+    >>> from probmodels.hmm import forward
+    >>> log_init = torch.tensor([0.5, 0.5], dtype=torch.float64).log()
+    >>> log_trans = torch.tensor([[0.9, 0.1], [0.1, 0.9]], dtype=torch.float64).log()
+    >>> x = torch.tensor([-0.2, 0.1, 2.8, 3.1], dtype=torch.float64)
+    >>> means = torch.tensor([0.0, 3.0], dtype=torch.float64)
+    >>> log_emit = torch.distributions.Normal(means, 1.0).log_prob(x[:, None])
+    >>> result = forward(log_init, log_trans, log_emit)
+    >>> round(float(result.log_likelihood), 3)
+    -6.894
+    >>> result.log_alpha.exp()[-1].round(decimals=3).tolist()  # P(state at the last step | data)
+    [0.002, 0.998]
     """
     prob = prepare(log_init, log_trans, log_emit, lengths, time_varying, validate)
     method = _resolve_method(method, prob)
@@ -317,6 +334,17 @@ def viterbi(
     ViterbiResult
         ``path`` ``(..., T)`` long and ``log_prob`` ``(...)``. Ties are broken
         towards the lower state index.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probmodels.hmm import viterbi
+    >>> log_init = torch.tensor([0.5, 0.5], dtype=torch.float64).log()
+    >>> log_trans = torch.tensor([[0.9, 0.1], [0.1, 0.9]], dtype=torch.float64).log()
+    >>> x = torch.tensor([-0.2, 0.1, 2.8, 3.1], dtype=torch.float64)
+    >>> log_emit = torch.distributions.Normal(torch.tensor([0.0, 3.0], dtype=torch.float64), 1.0).log_prob(x[:, None])
+    >>> viterbi(log_init, log_trans, log_emit).path.tolist()
+    [0, 0, 1, 1]
     """
     prob = prepare(log_init, log_trans, log_emit, lengths, time_varying, validate)
     method = _resolve_method(method, prob)
