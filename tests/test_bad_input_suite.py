@@ -37,7 +37,8 @@ from probmodels import (
     ResultFileError,
     ShapeError,
 )
-from probmodels.bn import DiscreteBayesianNetwork, Inference, gaussian_maximum_likelihood, learn, read_bif, read_xmlbif
+from probmodels.bn import DirichletCPTModel, DiscreteBayesianNetwork, Inference, cpt_posterior, gaussian_maximum_likelihood, learn, read_bif
+from probmodels.bn import read_xmlbif
 from probmodels.bn import write_bif, write_xmlbif
 from probmodels.bnn import BayesianMLP
 from probmodels.gp import CholeskyJitterWarning, GPClassification, GPRegression, SparseGPRegression
@@ -302,6 +303,11 @@ CASES += [
     case("bn/learning/unseen-category-in-data", lambda tmp: learn.maximum_likelihood(sprinkler(), sprinkler_data().astype(object).replace({"wet": {"dry": "damp"}})), DataError, r"column 'wet' holds \['damp'\].*not states of 'wet': \('dry', 'wet'\)"),
     case("bn/learning/missing-dataframe-column", lambda tmp: learn.maximum_likelihood(sprinkler(), sprinkler_data().drop(columns="wet")), DataError, r"no column for nodes \['wet'\]; its columns are \['rain', 'sprinkler'\]"),
     case("bn/learning/empty-data", lambda tmp: learn.maximum_likelihood(sprinkler(), sprinkler_data().iloc[:0]), DataError, r"data.*(no rows|0 rows|empty).*(pass|at least)"),
+    case("bn/bayesian-cpts/column-not-in-structure", lambda tmp: cpt_posterior([("A", "B")], pd.DataFrame({"A": [0, 1], "B": [1, 0], "C": [0, 0]})), DataError, r"\['C'\] are not nodes of the structure"),
+    case("bn/bayesian-cpts/hidden-node-without-states", lambda tmp: cpt_posterior([("H", "A")], pd.DataFrame({"A": [0, 1]})), DataError, r"'H' has no column in data, so it is hidden and its states are unknown; pass state_names"),
+    case("bn/bayesian-cpts/value-not-a-state", lambda tmp: cpt_posterior([("A", "B")], pd.DataFrame({"A": [0, 1], "B": [0, 5]}), state_names={"B": [0, 1]}), DataError, r"column 'B' holds \[5\].*not states of 'B'"),
+    case("bn/bayesian-cpts/no-observed-cell", lambda tmp: cpt_posterior([("A", "B")], pd.DataFrame({"A": [None], "B": [None]}), state_names={"A": [0, 1], "B": [0, 1]}), DataError, r"no observed cell"),
+    case("bn/bayesian-cpts/exact-evidence-with-missing-cells", lambda tmp: DirichletCPTModel([("A", "B")], {"A": [0, 1], "B": [0, 1]}).exact_log_evidence(torch.tensor([[0, -1]])), ModelSpecError, r"no closed form.*method='bridge'"),
     case("bn/gaussian-learning/nan-in-data", lambda tmp: gaussian_maximum_likelihood([("a", "b")], gaussian_data().assign(b=lambda d: d.b.where(d.index != 2))), DataError, r"missing values \{'b': 1\} \(first rows \[2\]\).*impute them, or drop the rows explicitly"),
     case("bn/gaussian-learning/inf-in-data", lambda tmp: gaussian_maximum_likelihood([("a", "b")], gaussian_data().assign(b=lambda d: d.b.where(d.index != 2, np.inf))), DataError, r"columns \['b'\] hold inf values; remove or fix those rows"),
     case("bn/gaussian-learning/object-dtype", lambda tmp: gaussian_maximum_likelihood([("a", "b")], gaussian_data().assign(b="high")), DataError, r"column 'b' has dtype \w+.*needs numbers; convert it with pd\.to_numeric"),

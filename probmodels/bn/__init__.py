@@ -6,6 +6,10 @@ interventions, sampling, likelihood weighting and Gibbs sampling),
 :func:`draw_network`, :mod:`probmodels.bn.learn`
 (maximum likelihood with EM for missing cells, Dirichlet posteriors of the
 CPTs with posterior draws, the BDeu/K2 marginal likelihood),
+:mod:`probmodels.bn.model` (the CPT posterior through the inference core for
+missing cells and hidden nodes: :class:`DirichletCPTModel`, a Pyro program,
+and :func:`cpt_posterior`, NUTS or SVI, returning a :class:`CPTPosterior`
+with CPT draws and queries with credible intervals),
 :mod:`probmodels.bn.convert` (pgmpy), BIF and XMLBIF files
 (:func:`read_network`, :func:`write_network`), structure learning (:func:`hill_climb`
 with BIC/BDeu/K2 scores and tabu moves, the PC algorithm :func:`pc`,
@@ -34,6 +38,7 @@ from .gaussian_learn import (
 )
 from .inference import Inference, QueryResult
 from .learn import DirichletPosterior, UncertainQuery, dirichlet_posterior, log_marginal_likelihood, maximum_likelihood
+from .model import CPTPosterior, DirichletCPTModel, cpt_posterior
 from .network import CPD, DiscreteBayesianNetwork, do
 from .pc import CITestResult, ci_test, pc
 from .plot import draw_network
@@ -52,6 +57,9 @@ __all__ = [
     "log_marginal_likelihood",
     "DirichletPosterior",
     "UncertainQuery",
+    "DirichletCPTModel",
+    "cpt_posterior",
+    "CPTPosterior",
     "from_pgmpy",
     "to_pgmpy",
     "LinearGaussianBayesianNetwork",

@@ -12,25 +12,35 @@
 States of a node come from ``state_names``, else from the CPD of the
 structure network, else from the categories of a categorical column, else
 from the sorted distinct values. Missing cells raise :class:`DataError`
-unless EM is asked for; rows are never dropped silently.
+unless EM is asked for; rows are never dropped silently. The Bayesian
+treatment of missing cells and hidden nodes (a posterior of the CPTs by NUTS
+or SVI) is :func:`~probmodels.bn.model.cpt_posterior`.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
-import networkx as nx
-import numpy as np
 import pandas as pd
 import torch
 
-from .._validation import check_positive_int, check_probability
+from .._validation import check_positive_int
 from ..exceptions import ConvergenceWarning, DataError, ModelSpecError
 from . import ops
-from ._learning import learning_structure, refuse_missing
-from .inference import Inference, encode_column
+from ._design import (
+    PRIORS,
+    Design,
+    Structure,
+    check_prior,
+    cpt_pseudo_counts,
+    family_counts,
+    normalise,
+    prepare_design,
+    refuse_missing_cells,
+)
+from ._uncertain import UncertainQuery, query_on_draws
 from .network import DiscreteBayesianNetwork
 
 __all__ = [
@@ -42,55 +52,6 @@ __all__ = [
     "UncertainQuery",
 ]
 
-PRIORS = ("bdeu", "k2", "dirichlet")
-"""Accepted values of ``prior``."""
-
-Structure = DiscreteBayesianNetwork | nx.DiGraph | Iterable[tuple[Hashable, Hashable]]
-
-
-class _Design(NamedTuple):
-    """A structure with states, and the data as codes (``-1`` = missing)."""
-
-    nodes: tuple[Hashable, ...]
-    parents: dict[Hashable, tuple[Hashable, ...]]
-    states: dict[Hashable, tuple[Hashable, ...]]
-    codes: torch.Tensor
-
-    def cards(self) -> list[int]:
-        return [len(self.states[n]) for n in self.nodes]
-
-    def family(self, node: Hashable) -> tuple[list[int], int]:
-        index = {n: i for i, n in enumerate(self.nodes)}
-        return [index[p] for p in self.parents[node]], index[node]
-
-    def network(self, tables: Mapping[Hashable, torch.Tensor]) -> DiscreteBayesianNetwork:
-        cpds = {n: (self.parents[n], self.states[n], tables[n]) for n in self.nodes}
-        t = next(iter(tables.values()))
-        return DiscreteBayesianNetwork(nodes=self.nodes, cpds=cpds, dtype=t.dtype, device=t.device)
-
-
-class UncertainQuery(NamedTuple):
-    """A query answered on posterior draws of the CPTs."""
-
-    variables: tuple[Hashable, ...]
-    """Query variables, in the order of the last axes."""
-    states: tuple[tuple[Hashable, ...], ...]
-    """Their state names."""
-    mean: torch.Tensor
-    """``(*cards)`` posterior mean of ``P(variables | evidence, CPTs)``."""
-    lower: torch.Tensor
-    """``(*cards)`` lower end of the equal-tailed credible interval."""
-    upper: torch.Tensor
-    """``(*cards)`` upper end."""
-    draws: torch.Tensor
-    """``(n_draws, *cards)`` the query on every draw."""
-
-    def to_pandas(self) -> pd.DataFrame:
-        """Columns ``mean``, ``lower``, ``upper``, one row per state (combination)."""
-        index = pd.MultiIndex.from_product(self.states, names=self.variables)
-        columns = {k: getattr(self, k).detach().cpu().reshape(-1).numpy() for k in ("mean", "lower", "upper")}
-        return pd.DataFrame(columns, index=index.get_level_values(0) if len(self.variables) == 1 else index)
-
 
 class DirichletPosterior:
     """Independent Dirichlet posteriors of the rows of every CPT (complete data, conjugate prior).
@@ -101,7 +62,7 @@ class DirichletPosterior:
     """
 
     def __init__(
-        self, design: _Design, counts: dict[Hashable, torch.Tensor], pseudo_counts: dict[Hashable, torch.Tensor]
+        self, design: Design, counts: dict[Hashable, torch.Tensor], pseudo_counts: dict[Hashable, torch.Tensor]
     ) -> None:
         self._design = design._replace(codes=design.codes[:0])
         self.counts = counts
@@ -109,7 +70,7 @@ class DirichletPosterior:
 
     def mean(self) -> DiscreteBayesianNetwork:
         """The network of posterior-mean CPTs ``(N + a) / (N_j + a_j)``."""
-        return self._design.network({n: _normalise(self.counts[n] + self.pseudo_counts[n]) for n in self._design.nodes})
+        return self._design.network({n: normalise(self.counts[n] + self.pseudo_counts[n]) for n in self._design.nodes})
 
     def sample_cpts(self, n_draws: int) -> DiscreteBayesianNetwork:
         """Posterior draws of all CPTs as one network with batch shape ``(n_draws,)``.
@@ -168,15 +129,7 @@ class DirichletPosterior:
         UncertainQuery or dict of UncertainQuery
             Mean, interval and draws of ``P(variables | evidence)``.
         """
-        level = check_probability(level, "level")
-        results = Inference(self.sample_cpts(n_draws)).query(variables, evidence, joint=joint, do=do)
-        tails = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
-
-        def summarise(result: Any) -> UncertainQuery:
-            lower, upper = torch.quantile(result.probs, tails.to(result.probs), dim=0)
-            return UncertainQuery(result.variables, result.states, result.probs.mean(0), lower, upper, result.probs)
-
-        return summarise(results) if joint else {n: summarise(r) for n, r in results.items()}
+        return query_on_draws(self.sample_cpts(n_draws), variables, evidence, level=level, joint=joint, do=do)
 
 
 def maximum_likelihood(
@@ -225,10 +178,10 @@ def maximum_likelihood(
             "data has 0 rows: maximum likelihood has nothing to estimate the CPTs from; pass at least one row "
             "(dirichlet_posterior accepts empty data and returns the prior)."
         )
-    design = _prepare(structure, data, state_names, device)
+    design = prepare_design(structure, data, state_names, device)
     if missing == "raise" or not bool((design.codes < 0).any()):
-        _refuse_missing(design, data, "fit with maximum_likelihood(..., missing='em'), impute them")
-        return design.network({n: _normalise(_counts(design, n)) for n in design.nodes})
+        refuse_missing_cells(design, data, "fit with maximum_likelihood(..., missing='em'), impute them")
+        return design.network({n: normalise(family_counts(design, n)) for n in design.nodes})
     return _em(design, check_positive_int(max_iter, "max_iter"), tol)
 
 
@@ -263,17 +216,15 @@ def dirichlet_posterior(
     -------
     DirichletPosterior
     """
-    prior = str(prior).lower()
-    if prior not in PRIORS:
-        raise ModelSpecError(f"prior must be one of {PRIORS}, got {prior!r}.")
-    design = _prepare(structure, data, state_names, device)
+    prior = check_prior(prior)
+    design = prepare_design(structure, data, state_names, device)
     remedy = (
-        "the Dirichlet posterior has no closed form with missing cells; "
-        "impute them, use maximum_likelihood(..., missing='em')"
+        "the Dirichlet posterior has no closed form with missing cells; sample it with "
+        "probmodels.bn.cpt_posterior(...), impute them, use maximum_likelihood(..., missing='em')"
     )
-    _refuse_missing(design, data, remedy)
-    counts = {n: _counts(design, n) for n in design.nodes}
-    alphas = {n: _pseudo_counts(n, counts[n], prior, equivalent_sample_size, pseudo_counts) for n in design.nodes}
+    refuse_missing_cells(design, data, remedy)
+    counts = {n: family_counts(design, n) for n in design.nodes}
+    alphas = {n: cpt_pseudo_counts(n, counts[n], prior, equivalent_sample_size, pseudo_counts) for n in design.nodes}
     return DirichletPosterior(design, counts, alphas)
 
 
@@ -301,74 +252,7 @@ def log_marginal_likelihood(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _prepare(structure: Structure, data: pd.DataFrame, state_names: Mapping | None, device: Any) -> _Design:
-    template, graph, nodes, parents = learning_structure(structure, data, DiscreteBayesianNetwork)
-    absent = [n for n in graph if n not in data.columns]
-    if absent:
-        raise DataError(f"data has no column for nodes {absent}; its columns are {list(data.columns)}.")
-    states = {}
-    for n in nodes:
-        column = data[n]
-        if state_names is not None and n in state_names:
-            states[n] = tuple(state_names[n])
-        elif template is not None and template.has_cpd(n):
-            states[n] = template.states(n)
-        elif isinstance(column.dtype, pd.CategoricalDtype):
-            states[n] = tuple(column.cat.categories)
-        else:
-            try:
-                states[n] = tuple(sorted(column.dropna().unique().tolist()))
-            except TypeError:
-                raise DataError(
-                    f"column {n!r} mixes value types that cannot be sorted; pass state_names={{{n!r}: [...]}}."
-                ) from None
-        if not states[n]:
-            raise DataError(f"column {n!r} has no observed value, so its states are unknown; pass state_names.")
-    codes = np.stack([encode_column(data[n], states[n], n) for n in nodes], dtype=np.int32)
-    codes = codes.reshape(len(nodes), len(data))
-    # column-major int32 (N, V): every node's column is contiguous, which family counting needs to be fast
-    return _Design(nodes, parents, states, torch.as_tensor(codes, device=device).T)
-
-
-def _refuse_missing(design: _Design, data: pd.DataFrame, remedy: str) -> None:
-    refuse_missing(design.nodes, (design.codes < 0).cpu().numpy(), data, remedy)
-
-
-def _counts(design: _Design, node: Hashable, rows: torch.Tensor | None = None) -> torch.Tensor:
-    parents, child = design.family(node)
-    codes = design.codes if rows is None else design.codes[rows]
-    return ops._family_counts(codes, design.cards(), parents + [child])  # callers drop or refuse missing cells
-
-
-def _normalise(counts: torch.Tensor) -> torch.Tensor:
-    totals = counts.sum(-1, keepdim=True)
-    uniform = torch.full_like(counts, 1.0 / counts.shape[-1])
-    return torch.where(totals > 0, counts / torch.where(totals > 0, totals, torch.ones_like(totals)), uniform)
-
-
-def _pseudo_counts(node: Hashable, counts: torch.Tensor, prior: str, ess: float, pseudo: Any) -> torch.Tensor:
-    if prior == "k2":
-        return torch.ones_like(counts)
-    if prior == "bdeu":
-        if not float(ess) > 0:
-            raise ModelSpecError(f"equivalent_sample_size must be > 0, got {ess!r}; a common choice is 1 or 10.")
-        return torch.full_like(counts, float(ess) / counts.numel())
-    if pseudo is None:
-        raise ModelSpecError(
-            "prior='dirichlet' needs pseudo_counts: a positive number or {node: array (*parent_cards, card)}."
-        )
-    value = pseudo[node] if isinstance(pseudo, Mapping) else pseudo
-    alpha = torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=counts.dtype, device=counts.device)
-    if alpha.dim() and tuple(alpha.shape) != tuple(counts.shape):
-        raise ModelSpecError(
-            f"pseudo_counts[{node!r}] has shape {tuple(alpha.shape)}; expected (*parent_cards, card) = {tuple(counts.shape)}."
-        )
-    if not bool((alpha > 0).all()):
-        raise ModelSpecError(f"pseudo_counts for {node!r} must all be > 0 (Dirichlet parameters).")
-    return alpha.expand_as(counts).clone()
-
-
-def _em(design: _Design, max_iter: int, tol: float) -> DiscreteBayesianNetwork:
+def _em(design: Design, max_iter: int, tol: float) -> DiscreteBayesianNetwork:
     codes, cards = design.codes, design.cards()
     unobserved = [n for n, all_missing in zip(design.nodes, (codes < 0).all(0).tolist()) if all_missing]
     if unobserved:
@@ -377,18 +261,18 @@ def _em(design: _Design, max_iter: int, tol: float) -> DiscreteBayesianNetwork:
         )
     families = {n: design.family(n) for n in design.nodes}
     incomplete = {n: (codes[:, f[0] + [f[1]]] < 0).any(1) for n, f in families.items()}
-    tables = {n: _normalise(_counts(design, n, ~incomplete[n]) + 1) for n in design.nodes}
+    tables = {n: normalise(family_counts(design, n, ~incomplete[n]) + 1) for n in design.nodes}
     all_vars = tuple(range(len(design.nodes)))
     previous = -float("inf")
     for _ in range(max_iter):
         net = ops.NetworkTensors(tuple(cards), tuple(tuple(f[0]) for f in families.values()), tuple(tables.values()))
         loglik = float(ops.log_probability_of_evidence(net, all_vars, codes).sum())
         for n, (parents, child) in families.items():
-            counts = _counts(design, n, ~incomplete[n])
+            counts = family_counts(design, n, ~incomplete[n])
             if bool(incomplete[n].any()):
                 posterior = ops.marginals(net, tuple(parents) + (child,), all_vars, codes[incomplete[n]]).probs
                 counts = counts + posterior.sum(0)
-            tables[n] = _normalise(counts)
+            tables[n] = normalise(counts)
         if loglik - previous <= tol * abs(loglik):
             break
         previous = loglik
