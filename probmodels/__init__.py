@@ -5,6 +5,7 @@ model family and any Pyro program; results flow into ArviZ diagnostics.
 """
 
 from .core import Posterior, ProbabilisticModel, fit_mcmc, fit_svi, load
+from .distributed import fit_many
 from .exceptions import (
     ConvergenceWarning,
     DataError,
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "fit_mcmc",
     "fit_svi",
+    "fit_many",
     "Posterior",
     "load",
     "ProbabilisticModel",

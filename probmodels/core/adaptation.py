@@ -6,6 +6,9 @@ iterations) at the end of each of which the metric is re-estimated from the
 window's draws and the step size search restarts, and a fast terminal buffer
 (50 iterations). Every statistic is kept per chain; with ``pooled=True`` the
 metric and the step size are shared by all chains (the many-chain regime).
+Pooled statistics are reduced over the chains by a :class:`ChainPool`: this
+process's chains by default, the chains of every rank when the chains are
+split across processes (:mod:`probmodels.distributed.chains`).
 
 References
 ----------
@@ -22,7 +25,35 @@ import torch
 
 from .nuts import ChainState, GradientTarget, Metric, leapfrog
 
-__all__ = ["WarmupSchedule", "DualAveraging", "MetricEstimator", "find_reasonable_step_size"]
+__all__ = ["ChainPool", "WarmupSchedule", "DualAveraging", "MetricEstimator", "find_reasonable_step_size"]
+
+
+class ChainPool:
+    """Reductions over every chain of a run, for pooled adaptation.
+
+    This base class pools the chains of this process (the batch dimension 0
+    of its tensors); :class:`probmodels.distributed.chains.RankPool` also
+    pools the chains of the other ranks of a ``torch.distributed`` run.
+    """
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """Mean over all chains of ``values`` ``(chains, ...)``."""
+        return values.mean(0)
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Sum over all chains of ``values`` ``(chains, ...)``."""
+        return values.sum(0)
+
+    def median(self, values: torch.Tensor) -> torch.Tensor:
+        """Median over all chains of ``values`` ``(chains,)`` (the lower one of an even count)."""
+        return values.median()
+
+    def num_chains(self, local_chains: int) -> int:
+        """The number of chains in the pool, given this process's."""
+        return local_chains
+
+
+LOCAL_POOL = ChainPool()
 
 
 @dataclass(frozen=True)
@@ -87,6 +118,7 @@ class DualAveraging:
     t0: float = 10.0
     kappa: float = 0.75
     pooled: bool = False
+    pool: ChainPool = LOCAL_POOL
     mu: torch.Tensor = field(init=False)
     log_step_bar: torch.Tensor = field(init=False)
     h_bar: torch.Tensor = field(init=False)
@@ -107,7 +139,7 @@ class DualAveraging:
         """Feed one iteration's acceptance statistics; returns the next step sizes."""
         accept = torch.nan_to_num(acceptance_rate, nan=0.0).clamp(max=1.0)
         if self.pooled:
-            accept = accept.mean().expand_as(accept)
+            accept = self.pool.mean(accept).expand_as(accept)
         self.count += 1
         eta = 1.0 / (self.count + self.t0)
         self.h_bar = (1 - eta) * self.h_bar + eta * (self.target_accept - accept)
@@ -135,10 +167,12 @@ class MetricEstimator:
         Combine all chains' draws into one estimate shared by every chain.
     like : Tensor
         Gives dtype and device.
+    pool : ChainPool
+        The chains that ``pooled`` combines.
     """
 
-    def __init__(self, chains: int, dim: int, dense: bool, pooled: bool, like: torch.Tensor) -> None:
-        self.dense, self.pooled = dense, pooled
+    def __init__(self, chains: int, dim: int, dense: bool, pooled: bool, like: torch.Tensor, pool: ChainPool = LOCAL_POOL) -> None:
+        self.dense, self.pooled, self.pool = dense, pooled, pool
         self.chains, self.dim = chains, dim
         self._like = like
         self.reset()
@@ -166,13 +200,13 @@ class MetricEstimator:
         n = self.n
         if self.pooled:
             # Pool within-chain sums of squares with the spread of chain means.
-            grand = self.mean.mean(0, keepdim=True)
+            grand = self.pool.mean(self.mean).unsqueeze(0)
             spread = self.mean - grand
             if self.dense:
-                m2 = self.m2.sum(0) + n * (spread.unsqueeze(-1) * spread.unsqueeze(-2)).sum(0)
+                m2 = self.pool.sum(self.m2) + n * self.pool.sum(spread.unsqueeze(-1) * spread.unsqueeze(-2))
             else:
-                m2 = self.m2.sum(0) + n * (spread**2).sum(0)
-            count = n * self.chains
+                m2 = self.pool.sum(self.m2) + n * self.pool.sum(spread**2)
+            count = n * self.pool.num_chains(self.chains)
             covariance = (m2 / (count - 1)).expand_as(self.m2)
         else:
             count = n

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .._validation import check_non_negative_int, check_positive_int, check_probability
 from ..exceptions import ConvergenceWarning, ModelSpecError, ShapeError
-from .adaptation import DualAveraging, MetricEstimator, WarmupSchedule, find_reasonable_step_size
+from .adaptation import LOCAL_POOL, ChainPool, DualAveraging, MetricEstimator, WarmupSchedule, find_reasonable_step_size
 from .checkpoint import CheckpointPlan, SamplerCheckpoint, data_fingerprint, write_checkpoint
 from .density import VECTORIZE_MODES, FunctionDensity, LogDensity, without_validation
 from .initialization import initial_points, uniform_points
@@ -53,6 +53,7 @@ def fit_mcmc(
     device: str | torch.device | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
+    distributed: bool = False,
 ) -> Posterior:
     """Sample a model's posterior with the No-U-Turn Sampler.
 
@@ -125,6 +126,15 @@ def fit_mcmc(
         finished run's checkpoint returns its posterior at once.
     checkpoint_every
         Save after every this many iterations (warmup included) and at the end.
+    distributed
+        Split the chains across the processes of a ``torchrun`` launch (see
+        :mod:`probmodels.distributed.chains`): each rank samples its share
+        on its own device (``cuda:LOCAL_RANK`` with CUDA, else the CPU) from
+        its own seed derived from ``seed``; ``adapt_pooled`` pools the warmup
+        statistics of all ranks. Rank 0 returns every chain gathered in one
+        Posterior; the other ranks return their own chains
+        (``attrs["distributed_shard"]``). Needs ``kernel="nuts"``, no
+        ``checkpoint`` and no ``num_superchains``.
 
     Returns
     -------
@@ -157,6 +167,14 @@ def fit_mcmc(
                 f"num_superchains must be >= 2 and divide num_chains={num_chains}, got {num_superchains}; "
                 f"e.g. num_chains=256 with num_superchains=16."
             )
+    pool, shard = LOCAL_POOL, None
+    if distributed:
+        from ..distributed.chains import ChainShard
+
+        shard = ChainShard.from_environment(num_chains, seed, kernel=kernel, checkpoint=checkpoint, num_superchains=num_superchains)
+        model_args, model_kwargs, device = shard.place(model_args, model_kwargs, device)
+        num_chains, seed, pool = shard.num_chains, shard.seed, shard.pool
+        progress_bar = progress_bar and shard.rank == 0
     setup = prepare_fit(model, model_args, model_kwargs, seed=seed, observed=observed, device=device)
     args, kwargs, dev, dtype, generator, info = setup.args, setup.kwargs, setup.device, setup.dtype, setup.generator, setup.info
     settings = dict(
@@ -191,7 +209,7 @@ def fit_mcmc(
                 plan = CheckpointPlan.create(checkpoint, checkpoint_every, identity)
             positions, stats, compiled = _run_nuts(
                 target, start, generator, init_radius=init_radius, fixed_init=init_values is not None,
-                backends=backends, progress_bar=progress_bar, checkpoint=plan, **settings,
+                backends=backends, progress_bar=progress_bar, checkpoint=plan, pool=pool, **settings,
             )
             flat = target.constrain(positions.reshape(num_chains * num_samples, info.dim))
         draws = {k: v.reshape((num_chains, num_samples) + tuple(v.shape[1:])) for k, v in flat.items()}
@@ -201,6 +219,10 @@ def fit_mcmc(
     if num_superchains is not None:
         settings["num_superchains"] = num_superchains
     posterior = _build_posterior(model, args, kwargs, info, draws, stats, mode, kernel, settings, elapsed)
+    if shard is not None:
+        posterior = shard.gather(posterior)
+        if posterior.attrs.get("distributed_shard"):
+            return posterior
     from ..diagnostics.convergence import check_convergence
 
     for message in check_convergence(posterior).messages:
@@ -336,12 +358,14 @@ def _run_nuts(
     progress_bar: bool,
     seed: int,
     checkpoint: CheckpointPlan | None = None,
+    pool: ChainPool = LOCAL_POOL,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], str]:
     """Warm up and sample; returns unconstrained draws ``(chains, samples, dim)``,
     sample stats, and the graph backend of the leaf update (``"eager"`` when none).
 
     With a ``checkpoint`` plan the run continues from the plan's file when it
-    exists, and saves itself there as it goes.
+    exists, and saves itself there as it goes. ``pool`` says over which chains
+    ``adapt_pooled`` pools (other ranks' too in a distributed run).
     """
     chains, dim = start.shape
     kernel = NUTSKernel(target, max_tree_depth=max_tree_depth)
@@ -366,11 +390,11 @@ def _run_nuts(
 
     def heuristic(step: torch.Tensor) -> torch.Tensor:
         step = find_reasonable_step_size(target, state, step, metric, generator)
-        return step.median().expand(chains).clone() if adapt_pooled else step
+        return pool.median(step).expand(chains).clone() if adapt_pooled else step
 
     if saved is None:
-        averaging = DualAveraging(heuristic(torch.ones_like(state.log_density)), target_accept=target_accept, pooled=adapt_pooled)
-        estimator = MetricEstimator(chains, dim, dense_mass, adapt_pooled, state.position)
+        averaging = DualAveraging(heuristic(torch.ones_like(state.log_density)), target_accept=target_accept, pooled=adapt_pooled, pool=pool)
+        estimator = MetricEstimator(chains, dim, dense_mass, adapt_pooled, state.position, pool)
         step_size, first = averaging.step_size, 0
     else:
         averaging, estimator, step_size, first = saved.averaging, saved.estimator, saved.step_size, saved.iteration

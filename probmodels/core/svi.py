@@ -12,7 +12,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pyro
@@ -32,6 +32,9 @@ from .predictive import unbatch, deterministic_values
 from .protocol import ModelInfo
 from .setup import prepare_fit
 from .svi_checkpoint import SVICheckpoint, SVICheckpointPlan, write_svi_checkpoint
+
+if TYPE_CHECKING:
+    from ..distributed.data_parallel import DataParallel
 
 __all__ = ["fit_svi", "GUIDES"]
 
@@ -83,7 +86,10 @@ def _data_size(info: ModelInfo) -> int:
         shape = info.site_batch_shapes[name]
         if len(shape) >= 1:
             return int(shape[0])
-    raise ModelSpecError("batch_size needs an observed site inside a data plate to know the data size.")
+    raise ModelSpecError(
+        "batch_size and distributed=True need an observed site inside a data plate (pyro.plate) to know the data size; "
+        "put the likelihood in a plate over the data points."
+    )
 
 
 def _slice(value: Any, size: int, index: torch.Tensor) -> Any:
@@ -115,6 +121,7 @@ def fit_svi(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 500,
     callback: Callable[[int, float], bool | None] | None = None,
+    distributed: bool = False,
 ) -> Posterior:
     """Fit a variational approximation of a model's posterior and draw from it.
 
@@ -175,6 +182,16 @@ def fit_svi(
         from 0, also across a resumed run); returning ``True`` stops the run
         there and counts as converged (the callback's stopping rule met). Use it for schedules that depend on the step (KL annealing,
         logging) or for a custom stopping rule.
+    distributed
+        Data-parallel SVI across the processes of a ``torchrun`` launch (see
+        :mod:`probmodels.distributed.data_parallel`): each rank computes the
+        gradients on its slice of every mini-batch (``batch_size`` is the
+        global batch, default all the data), the gradients are averaged over
+        the ranks before each optimiser step, and the result equals the
+        single-process fit in expectation. Every rank ends with the same
+        guide and returns draws from it (from its own random stream); the
+        loss trace and the ``callback`` see the loss averaged over the ranks.
+        Needs no ``checkpoint``.
 
     Returns
     -------
@@ -198,13 +215,19 @@ def fit_svi(
     if not (isinstance(lr_decay, (int, float)) and 0 < lr_decay <= 1):
         raise ModelSpecError(f"lr_decay must lie in (0, 1], got {lr_decay!r}.")
     checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    parallel = None
+    if distributed:
+        from ..distributed.data_parallel import DataParallel
+
+        parallel = DataParallel.from_environment(seed, checkpoint=checkpoint)
+        model_args, model_kwargs, device = parallel.place(model_args, model_kwargs, device)
+        progress_bar = progress_bar and parallel.rank == 0
     setup = prepare_fit(model, model_args, model_kwargs, seed=seed, observed=observed, device=device)
     args, kwargs, dev, generator, info = setup.args, setup.kwargs, setup.device, setup.generator, setup.info
     data_size = None
-    if batch_size is not None:
-        batch_size = check_positive_int(batch_size, "batch_size")
+    if batch_size is not None or parallel is not None:
         data_size = _data_size(info)
-        batch_size = min(batch_size, data_size)
+        batch_size = data_size if batch_size is None else min(check_positive_int(batch_size, "batch_size"), data_size)
     plan = None
     if checkpoint is not None:
         identity = dict(
@@ -223,7 +246,7 @@ def fit_svi(
         losses, converged = _optimise(
             model, guide_fn, args, kwargs, info, optimizer=_optimizer(optimizer, lr, lr_decay, num_steps), lr=lr, num_steps=num_steps,
             num_particles=num_particles, batch_size=batch_size, data_size=data_size, tol=tol, window=window,
-            progress_bar=progress_bar, generator=generator, checkpoint=plan, callback=callback,
+            progress_bar=progress_bar, generator=generator, checkpoint=plan, callback=callback, parallel=parallel,
         )
         if guide == "laplace":
             guide_fn = guide_fn.laplace_approximation(*args, **kwargs)
@@ -255,19 +278,22 @@ def fit_svi(
     )
 
 
-def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num_steps, num_particles, batch_size, data_size, tol, window, progress_bar, generator, checkpoint: SVICheckpointPlan | None = None, callback: Callable[[int, float], bool | None] | None = None) -> tuple[list[float], bool]:
+def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num_steps, num_particles, batch_size, data_size, tol, window, progress_bar, generator, checkpoint: SVICheckpointPlan | None = None, callback: Callable[[int, float], bool | None] | None = None, parallel: DataParallel | None = None) -> tuple[list[float], bool]:
     """Run the SVI loop; returns the loss trace and whether the tolerance was met.
 
     With a ``checkpoint`` plan the loop continues from the plan's file when it
-    exists, and saves itself there as it goes and when it ends.
+    exists, and saves itself there as it goes and when it ends. With a
+    ``parallel`` rank, each step runs on this rank's slice of the mini-batch
+    and averages the gradients over the ranks.
     """
     fit_model = model
     if batch_size is not None:
-        fit_model = _ScaleLikelihood(info.observed, data_size / batch_size)(model)
+        scale = data_size / batch_size if parallel is None else parallel.likelihood_scale(data_size, batch_size)
+        fit_model = _ScaleLikelihood(info.observed, scale)(model)
 
     def make_svi(vectorize: bool) -> SVI:
         elbo = Trace_ELBO(num_particles=num_particles, vectorize_particles=vectorize, max_plate_nesting=info.max_plate_nesting)
-        return SVI(fit_model, guide, optimizer, elbo)
+        return SVI(fit_model, guide, optimizer, elbo) if parallel is None else parallel.svi(fit_model, guide, optimizer, elbo)
 
     vectorize = num_particles > 1
     losses: list[float] = []
@@ -284,6 +310,8 @@ def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num
         if saved.finished:
             return losses, converged
     svi = make_svi(vectorize)
+    if parallel is not None:
+        parallel.start(guide, args, kwargs)
 
     def save(finished: bool) -> None:
         device = generator.device
@@ -302,6 +330,8 @@ def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num
                 order, cursor = torch.randperm(data_size, generator=generator, device=generator.device), 0
             index = order[cursor : cursor + batch_size]
             cursor += batch_size
+            if parallel is not None:
+                index = parallel.shard(index)
             step_args = tuple(_slice(a, data_size, index) for a in args)
             step_kwargs = {k: _slice(v, data_size, index) for k, v in kwargs.items()}
         try:
@@ -327,7 +357,7 @@ def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num
         losses.append(loss)
         if progress_bar and step % 50 == 0:
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-        if callback is not None and callback(step, loss) is True:
+        if callback is not None and _stop_asked(callback(step, loss) is True, parallel):
             converged = True
             break
         if tol > 0 and (step + 1) % window == 0 and len(losses) >= 2 * window:
@@ -341,6 +371,11 @@ def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num
     if checkpoint is not None:
         save(finished=True)
     return losses, converged
+
+
+def _stop_asked(stop: bool, parallel: DataParallel | None) -> bool:
+    """Whether the callback asked to stop (on any rank, in a distributed run)."""
+    return stop if parallel is None else parallel.any(stop)
 
 
 def _restore(saved: SVICheckpoint, guide, args, kwargs, optimizer, generator: torch.Generator, path: Path) -> None:
