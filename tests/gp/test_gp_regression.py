@@ -179,3 +179,26 @@ def test_follows_float32_data_and_keeps_float64_otherwise():
     assert GPRegression().fit(X, y).predict(X[:3]).dtype == torch.float64
     fitted = GPRegression(hyperparameters={"lengthscale": 0.3}).fit(torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
     assert fitted.predict(X[:3]).dtype == torch.float32
+
+
+def test_subset_warm_start_reaches_the_same_optimum_with_fewer_full_evaluations(monkeypatch):
+    """Above 2 x warm_start_size points every start is first optimised on a subset; the full-data optimum is unchanged."""
+    X, y = _data(900, 2, seed=4)
+    full_sizes = []
+    original = GPRegression._objective
+
+    def counted(self, vector, X=None, y=None):
+        full_sizes.append(X is None)
+        return original(self, vector, X, y)
+
+    monkeypatch.setattr(GPRegression, "_objective", counted)
+    direct = GPRegression("rbf", ard=True, warm_start_size=None).fit(X, y)
+    direct_full = sum(full_sizes)
+    full_sizes.clear()
+    warm = GPRegression("rbf", ard=True, warm_start_size=200).fit(X, y)
+    assert not all(full_sizes) and sum(full_sizes) < direct_full
+    assert direct.converged_ and warm.converged_
+    assert warm.log_marginal_likelihood() / 900 == pytest.approx(direct.log_marginal_likelihood() / 900, abs=1e-8)
+    full_sizes.clear()
+    GPRegression("rbf", warm_start_size=500).fit(X, y)
+    assert all(full_sizes)  # 900 <= 2 x 500: no warm start
