@@ -80,6 +80,8 @@ from probmodels.exceptions import ConvergenceWarning  # noqa: E402
 from probmodels.gp import GPRegression, SparseGPRegression  # noqa: E402
 
 ENGINES = ("probmodels", "sklearn", "gpytorch-adam", "gpytorch-lbfgs", "pyro-gp")
+TARGET_ENGINES = ("probmodels", "sklearn")
+"""The engines the targets compare; ``--target-max-run-seconds`` bounds them."""
 NEEDS = {"sklearn": "sklearn.gaussian_process", "gpytorch-adam": "gpytorch", "gpytorch-lbfgs": "gpytorch", "pyro-gp": "pyro.contrib.gp"}
 PACKAGES = ("torch", "numpy", "scikit-learn", "gpytorch", "linear_operator", "pyro-ppl")
 OFFSET, SCALE, NOISE_SD = 5e4, 1e3, 0.1
@@ -373,17 +375,21 @@ def warm_up(engines: list[str], args: argparse.Namespace) -> None:
         RUNNERS[engine](case, small)
 
 
-def skip_reason(args: argparse.Namespace, previous: tuple[int, float | None] | None, n: int) -> str | None:
-    """Why a cell is not run: its time extrapolated as ``n^3`` from the next smaller ``n`` exceeds the limit,
-    or that smaller cell was skipped itself (``previous = (n, None)``)."""
+def skip_reason(args: argparse.Namespace, previous: tuple[int, float | None] | None, n: int, engine: str) -> str | None:
+    """Why a cell is not run: its time extrapolated as ``n^3`` from the next smaller ``n`` exceeds the engine's
+    limit (``--target-max-run-seconds`` for probmodels and sklearn, the engines of the targets;
+    ``--max-run-seconds`` for the others), or that smaller cell was skipped itself (``previous = (n, None)``)."""
     if previous is None:
         return None
     smaller, seconds = previous
     if seconds is None:
         return f"skipped already at n={smaller}"
     predicted = seconds * (n / smaller) ** 3
-    if predicted > args.max_run_seconds:
-        return f"predicted {predicted:.0f} s (n^3 from {seconds:.1f} s at n={smaller}; limit {args.max_run_seconds:g} s)"
+    limit = args.max_run_seconds
+    if engine in TARGET_ENGINES and args.target_max_run_seconds is not None:
+        limit = args.target_max_run_seconds
+    if predicted > limit:
+        return f"predicted {predicted:.0f} s (n^3 from {seconds:.1f} s at n={smaller}; limit {limit:g} s)"
     return None
 
 
@@ -405,7 +411,7 @@ def run_benchmark(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 for engine in engines:
                     row = dict(engine=engine, n=n, d=d, times=[], seconds=None, lml_per_point=None, rmse=None,
                                hyperparameters=None, skipped=None)
-                    reason = skip_reason(args, previous.get(engine), n)
+                    reason = skip_reason(args, previous.get(engine), n, engine)
                     if engine != "probmodels" and reference is None:
                         reason = reason or "probmodels (the reference of the common log marginal likelihood) was not run"
                     if reason:
@@ -549,6 +555,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="runs per cell; the best is reported")
     parser.add_argument("--long", type=float, default=5.0, help="a run longer than this (s) ends the repeats")
     parser.add_argument("--max-run-seconds", type=float, default=60.0, help="skip a cell predicted to take longer")
+    parser.add_argument("--target-max-run-seconds", type=float, default=None,
+                        help="the same limit for probmodels and sklearn (the targets' engines); default --max-run-seconds")
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads for every engine")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--svgp-n", type=int, default=100_000, help="training size of the SVGP row (0: no SVGP row)")

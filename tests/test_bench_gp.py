@@ -53,7 +53,9 @@ def test_quick_run_writes_json_and_renders_the_gp_section(tmp_path):
 
 def test_skip_rule_extrapolates_cubically():
     bench = load_bench()
-    args = bench.parse_args(["--max-run-seconds", "60"])
-    assert bench.skip_reason(args, None, 5000) is None
-    assert bench.skip_reason(args, (2000, 3.0), 5000) is None  # 3 * 2.5^3 = 47 s
-    assert "predicted 62 s" in bench.skip_reason(args, (2000, 4.0), 5000)
+    args = bench.parse_args(["--max-run-seconds", "60", "--target-max-run-seconds", "600"])
+    assert bench.skip_reason(args, None, 5000, "gpytorch-adam") is None
+    assert bench.skip_reason(args, (2000, 3.0), 5000, "gpytorch-adam") is None  # 3 * 2.5^3 = 47 s
+    assert "predicted 62 s" in bench.skip_reason(args, (2000, 4.0), 5000, "gpytorch-adam")
+    assert bench.skip_reason(args, (2000, 4.0), 5000, "sklearn") is None  # the targets' engines run up to 600 s
+    assert "limit 600 s" in bench.skip_reason(args, (2000, 40.0), 5000, "probmodels")
