@@ -115,26 +115,3 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 html_show_sourcelink = False
-
-
-# Docstrings outside docs/ that do not yet parse as reST (reported for fixing at the source): each entry is
-# (object name, text, replacement), applied while autodoc reads the docstring. Remove an entry
-# once the docstring itself is fixed.
-PENDING_DOCSTRING_FIXES = [
-    ("probmodels.bnn.metrics.expected_calibration_error", "|accuracy - confidence|", "``|accuracy - confidence|``"),
-    (
-        "probmodels.bnn.metrics.regression_calibration_error",
-        "Mean |fraction of PIT values <= p - p|",
-        "Mean ``|fraction of PIT values <= p - p|``",
-    ),
-]
-
-
-def _apply_pending_fixes(app, what, name, obj, options, lines):
-    for target, old, new in PENDING_DOCSTRING_FIXES:
-        if name.endswith(target.rsplit(".", 1)[-1]) and getattr(obj, "__module__", None) == target.rsplit(".", 1)[0]:
-            lines[:] = [line.replace(old, new) for line in lines]
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _apply_pending_fixes, priority=100)

@@ -20,6 +20,8 @@ SETTINGS = {
     "hmm_regime_switching.py": ["--num-steps", "20", "--max-states", "2", "--num-markets", "3", "--num-days", "30"],
     "gp_regression.py": ["--num-points", "10"],
     "gp_classification.py": ["--num-points", "40", "--num-inducing", "10"],
+    "bnn_regression_calibration.py": ["--num-points", "30", "--num-steps", "200", "--hidden", "5"],
+    "compare_gp_bnn.py": ["--num-points", "20", "--num-steps", "200", "--hidden", "2"],
 }
 
 

@@ -13,7 +13,8 @@ scores calibration.
 
 from .convert import BayesianModule, bayesian
 from .data import Affine
-from .ensemble import early_stopping_steps, fit_ensemble
+from .annealing import KLAnnealing, annealed_svi
+from .ensemble import fit_ensemble, validation_split
 from .estimator import METHODS, BayesianMLP, BayesianNetwork
 from .metrics import (
     ReliabilityCurve,
@@ -24,6 +25,7 @@ from .metrics import (
     reliability_curve,
     rmse,
 )
+from .logprob import half_normal_log_prob, normal_log_prob, observation_log_prob
 from .model import ACTIVATIONS, MLPModel
 from .nuts import fit_network_nuts, network_log_density
 from .plot import plot_reliability
@@ -39,9 +41,14 @@ __all__ = [
     "METHODS",
     "ACTIVATIONS",
     "fit_ensemble",
-    "early_stopping_steps",
+    "validation_split",
+    "KLAnnealing",
+    "annealed_svi",
     "fit_network_nuts",
     "network_log_density",
+    "normal_log_prob",
+    "half_normal_log_prob",
+    "observation_log_prob",
     "predictive",
     "Predictive",
     "mixture_quantiles",

@@ -18,6 +18,7 @@ import torch
 from torch.func import functional_call, vmap
 
 from ..exceptions import ModelSpecError
+from .logprob import half_normal_log_prob, normal_log_prob
 from .model import TASKS, likelihood, strip_plate_dim
 
 __all__ = ["BayesianModule", "bayesian"]
@@ -115,10 +116,10 @@ class BayesianModule:
         total = 0.0
         for name in self.random:
             value = params[name]
-            loc = self.fixed[name].to(value.device, value.dtype) if self.prior_mean == "init" else value.new_zeros(())
-            total = total + dist.Normal(loc, self.prior_scale).log_prob(value).flatten(1).sum(-1)
+            loc = self.fixed[name].to(value.device, value.dtype) if self.prior_mean == "init" else 0.0
+            total = total + normal_log_prob(value, loc, self.prior_scale).flatten(1).sum(-1)
         if "noise" in params:
-            total = total + dist.HalfNormal(params["noise"].new_tensor(self.noise_prior_scale)).log_prob(params["noise"])
+            total = total + half_normal_log_prob(params["noise"], self.noise_prior_scale)
         return total
 
     def noise_scale(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor | float | None:

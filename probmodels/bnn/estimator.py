@@ -20,7 +20,8 @@ from ..core import Posterior, fit_svi
 from ..exceptions import ModelSpecError, NotFittedError
 from . import metrics
 from .data import Affine, as_features, as_labels, as_regression_targets
-from .ensemble import early_stopping_steps, fit_ensemble
+from .annealing import annealed_svi
+from .ensemble import fit_ensemble
 from .convert import BayesianModule
 from .model import MLPModel
 from .nuts import fit_network_nuts
@@ -64,12 +65,16 @@ class BayesianMLP:
         are taken from a fitted guide.
     n_members
         Ensemble size for ``"ensemble"``.
-    early_stopping, validation_fraction
-        For ``"map"`` and ``"ensemble"``: choose the number of steps (among
-        ``num_steps / 2**k``, k = 0..4) by the log predictive density on a
-        held-out ``validation_fraction`` of the rows, then fit every member
-        on all rows for that many steps (see
-        :func:`~probmodels.bnn.ensemble.early_stopping_steps`).
+    early_stopping, validation_fraction, eval_every, patience
+        For ``"map"`` and ``"ensemble"``: each member holds out its own
+        random ``validation_fraction`` of the rows, scores their log
+        predictive density every ``eval_every`` steps, keeps its best state
+        and stops after ``patience`` steps without improvement (see
+        :func:`~probmodels.bnn.ensemble.fit_ensemble`).
+    kl_annealing
+        For ``"svi"`` and ``"lowrank"``: warm the weight of the ELBO's KL
+        term up linearly from 0.01 to 1 over this many steps (see
+        :class:`~probmodels.bnn.annealing.KLAnnealing`); None: no annealing.
     num_warmup, num_chains
         NUTS settings (``num_samples`` draws per chain).
     nuts_init
@@ -96,8 +101,8 @@ class BayesianMLP:
         The Pyro program that was fitted.
     n_classes_ : int or None
         Number of classes of a classifier.
-    early_stopping_scores_ : dict or None
-        ``steps -> held-out log density`` of the early-stopping search (``"map"``/``"ensemble"``).
+    early_stopping_scores_ : list of dict or None
+        Per member, ``steps -> held-out log density`` of the early stopping (``"map"``/``"ensemble"``).
     """
 
     def __init__(
@@ -123,6 +128,9 @@ class BayesianMLP:
         n_members: int = 5,
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
+        eval_every: int = 5,
+        patience: int = 200,
+        kl_annealing: int | None = None,
         num_warmup: int = 500,
         num_chains: int = 4,
         nuts_init: str = "uniform",
@@ -145,6 +153,13 @@ class BayesianMLP:
         self.num_steps, self.lr, self.batch_size, self.num_particles = num_steps, lr, batch_size, num_particles
         self.rank, self.num_samples, self.n_members = rank, num_samples, n_members
         self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
+        self.eval_every, self.patience = check_positive_int(eval_every, "eval_every"), check_positive_int(patience, "patience")
+        if kl_annealing is not None:
+            if method not in ("svi", "lowrank"):
+                raise ModelSpecError(f"kl_annealing applies to method 'svi' or 'lowrank', not {method!r}; drop it or change the method.")
+            if check_positive_int(kl_annealing, "kl_annealing") >= num_steps:
+                raise ModelSpecError(f"kl_annealing={kl_annealing} warm-up steps leave none of num_steps={num_steps} at the full ELBO; raise num_steps.")
+        self.kl_annealing = kl_annealing
         if nuts_init not in ("uniform", "svi"):
             raise ModelSpecError(f"nuts_init must be 'uniform' or 'svi', got {nuts_init!r}.")
         self.num_warmup, self.num_chains, self.nuts_init = num_warmup, num_chains, nuts_init
@@ -199,14 +214,15 @@ class BayesianMLP:
             )
         if self.method in ("map", "ensemble"):
             n_members = 1 if self.method == "map" else self.n_members
-            self.early_stopping_scores_ = None
-            if self.early_stopping:
-                options = {k: v for k, v in svi.items() if k not in ("num_steps", "tol")}
-                steps, self.early_stopping_scores_ = early_stopping_steps(
-                    self.model_, x, target, num_steps=self.num_steps, validation_fraction=self.validation_fraction, seed=self.seed, **options,
-                )
-                svi.update(num_steps=steps, tol=0.0)
-            return fit_ensemble(self.model_, x, target, n_members=n_members, seed=self.seed, **svi)
+            posterior = fit_ensemble(
+                self.model_, x, target, n_members=n_members, seed=self.seed, validation_fraction=self.validation_fraction if self.early_stopping else None,
+                eval_every=self.eval_every, patience=self.patience, **svi,
+            )
+            self.early_stopping_scores_ = posterior.attrs.get("validation_scores")
+            return posterior
+        if self.kl_annealing is not None:
+            return annealed_svi(self.model_, x, target, warmup_steps=self.kl_annealing, guide=_GUIDES[self.method], rank=self.rank,
+                                num_samples=self.num_samples, seed=self.seed, **svi)
         return fit_svi(self.model_, x, target, guide=_GUIDES[self.method], rank=self.rank, num_samples=self.num_samples, seed=self.seed, **svi)
 
     # -------------------------------------------------------------- predict

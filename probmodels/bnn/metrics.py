@@ -68,7 +68,7 @@ def reliability_curve(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 10) ->
 
 
 def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 10) -> float:
-    """Top-label ECE: the count-weighted mean of |accuracy - confidence| over bins."""
+    """Top-label ECE: the count-weighted mean of ``|accuracy - confidence|`` over bins."""
     curve = reliability_curve(probs, y, n_bins)
     full = curve.count > 0
     gap = (curve.accuracy[full] - curve.confidence[full]).abs()
@@ -76,7 +76,7 @@ def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, n_bins: int
 
 
 def regression_calibration_error(pit: torch.Tensor, n_levels: int = 19) -> float:
-    """Mean |fraction of PIT values <= p - p| over ``p = 1/(n_levels+1), ..., n_levels/(n_levels+1)``."""
+    """Mean ``|fraction of PIT values <= p - p|`` over ``p = 1/(n_levels+1), ..., n_levels/(n_levels+1)``."""
     levels = torch.arange(1, n_levels + 1, dtype=pit.dtype, device=pit.device) / (n_levels + 1)
     observed = (pit[None, :] <= levels[:, None]).to(pit.dtype).mean(-1)
     return float((observed - levels).abs().mean())

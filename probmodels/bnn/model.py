@@ -16,6 +16,7 @@ import pyro.distributions as dist
 import torch
 
 from ..exceptions import ModelSpecError
+from .logprob import half_normal_log_prob, normal_log_prob
 
 __all__ = ["MLPModel", "ACTIVATIONS", "TASKS", "PRIORS", "strip_plate_dim", "likelihood"]
 
@@ -124,6 +125,7 @@ class MLPModel:
             raise ModelSpecError(f"a fixed noise must be a positive standard deviation, got {noise!r}.")
         self.widths, self.task, self.activation, self.prior = widths, task, activation, prior
         self.prior_scales, self.noise, self.noise_prior_scale = scales, noise, float(noise_prior_scale)
+        self._prior_cache: dict[tuple[torch.dtype, torch.device], dict[str, dist.Distribution]] = {}
 
     @property
     def n_layers(self) -> int:
@@ -143,20 +145,31 @@ class MLPModel:
 
     def sample_params(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Sample every latent site; returns the network parameters ``name -> value``."""
-        zero = torch.zeros((), dtype=x.dtype, device=x.device)
-        params: dict[str, torch.Tensor] = {}
-        for layer, (fan_in, fan_out) in enumerate(zip(self.widths[:-1], self.widths[1:])):
-            scale = zero + self.prior_scales[layer]
-            if self.prior == "hierarchical":
-                tau = pyro.sample(f"tau{layer}", dist.HalfNormal(scale))
-                params[f"tau{layer}"] = tau
-                scale = zero + 1.0
-            for name, shape in ((f"w{layer}", (fan_in, fan_out)), (f"b{layer}", (fan_out,))):
-                site = f"{name}_raw" if self.prior == "hierarchical" else name
-                params[site] = pyro.sample(site, dist.Normal(zero, scale).expand(shape).to_event(len(shape)))
-        if self.task == "regression" and self.noise == "learn":
-            params["noise"] = pyro.sample("noise", dist.HalfNormal(zero + self.noise_prior_scale))
-        return params
+        return {name: pyro.sample(name, prior) for name, prior in self.priors(x.dtype, x.device).items()}
+
+    def priors(self, dtype: torch.dtype, device: torch.device) -> dict[str, dist.Distribution]:
+        """The prior of every latent site, in sampling order (built once per dtype and device).
+
+        No prior depends on another site's value (the hierarchical prior is
+        non-centred), so an SVI step or a trace reuses these objects instead of
+        building distributions again.
+        """
+        key = (dtype, device)
+        if key not in self._prior_cache:
+            zero = torch.zeros((), dtype=dtype, device=device)
+            priors: dict[str, dist.Distribution] = {}
+            for layer, (fan_in, fan_out) in enumerate(zip(self.widths[:-1], self.widths[1:])):
+                scale = zero + self.prior_scales[layer]
+                if self.prior == "hierarchical":
+                    priors[f"tau{layer}"] = dist.HalfNormal(scale)
+                    scale = zero + 1.0
+                for name, shape in ((f"w{layer}", (fan_in, fan_out)), (f"b{layer}", (fan_out,))):
+                    site = f"{name}_raw" if self.prior == "hierarchical" else name
+                    priors[site] = dist.Normal(zero, scale).expand(shape).to_event(len(shape))
+            if self.task == "regression" and self.noise == "learn":
+                priors["noise"] = dist.HalfNormal(zero + self.noise_prior_scale)
+            self._prior_cache[key] = priors
+        return self._prior_cache[key]
 
     def forward(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """Network outputs ``(*batch, N, n_outputs)`` for parameters with leading ``batch`` dims.
@@ -188,14 +201,12 @@ class MLPModel:
         for layer, scale in enumerate(self.prior_scales):
             raw = "_raw" if self.prior == "hierarchical" else ""
             if raw:
-                tau = params[f"tau{layer}"]
-                total = total + dist.HalfNormal(tau.new_tensor(scale)).log_prob(tau)
+                total = total + half_normal_log_prob(params[f"tau{layer}"], scale)
                 scale = 1.0
             for name in (f"w{layer}{raw}", f"b{layer}{raw}"):
-                value = params[name]
-                total = total + dist.Normal(value.new_zeros(()), scale).log_prob(value).flatten(1).sum(-1)
+                total = total + normal_log_prob(params[name], 0.0, scale).flatten(1).sum(-1)
         if "noise" in params:
-            total = total + dist.HalfNormal(params["noise"].new_tensor(self.noise_prior_scale)).log_prob(params["noise"])
+            total = total + half_normal_log_prob(params["noise"], self.noise_prior_scale)
         return total
 
     def noise_scale(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor | float | None:

@@ -8,7 +8,7 @@ from mcse import z_threshold
 from scipy.stats import norm
 
 from probmodels import DataError, ModelSpecError, NotFittedError, ShapeError
-from probmodels.bnn import BayesianMLP, MLPModel, predictive
+from probmodels.bnn import BayesianMLP, MLPModel, predictive, validation_split
 from probmodels.diagnostics import complexity
 
 SIGMA = 0.5
@@ -100,12 +100,25 @@ def test_map_has_no_epistemic_uncertainty_and_an_ensemble_has_some(device, dtype
     assert float(ensemble.uncertainty(x)["epistemic"].min()) > 0.0
 
 
-def test_early_stopping_picks_a_candidate_by_held_out_density(device, dtype):
-    x, y = _linear_data(device, dtype)
-    est = BayesianMLP((4,), method="map", num_steps=160, svi_options={"tol": 0.0}).fit(x, y)
-    scores = est.early_stopping_scores_
-    assert sorted(scores) == [10, 20, 40, 80, 160]
-    assert est.posterior_.attrs["num_steps"][0] == max(scores, key=scores.get)
+def test_early_stopping_keeps_the_state_of_the_best_held_out_score(device, dtype):
+    """Each member scores its held-out rows every eval_every steps and keeps its best state: recomputing
+    the held-out log density of the kept weights gives the best score of the trace, at the kept step."""
+    x, y = _linear_data(device, dtype, n=60)
+    est = BayesianMLP((8,), method="ensemble", n_members=2, num_steps=300, lr=0.05, eval_every=10, patience=60,
+                      standardize_x=False, standardize_y=False).fit(x, y)
+    post = est.posterior_
+    assert post.num_chains == 2 and post.attrs["early_stopping"]
+    for member, trace in enumerate(est.early_stopping_scores_):
+        assert all(step % 10 == 0 for step in trace)
+        best_step = max(trace, key=trace.get)
+        assert post.attrs["num_steps"][member] == best_step
+        # stopped once patience steps passed without improvement (or at num_steps)
+        assert max(trace) == min(best_step + 60, 300)
+        _, val = validation_split(60, 0.1, member, x.device)
+        params = {site.name: post[site.name][member] for site in post.info.latents}
+        again = float(predictive(est.model_, params, x[val], y[val]).log_density.mean())
+        assert again == pytest.approx(trace[best_step], rel=1e-9)
+    assert est.log_likelihood().shape == (2, 1, 60)
 
 
 @pytest.mark.filterwarnings("ignore:.*Pareto k-hat")
