@@ -117,8 +117,9 @@ def fit_network_nuts(
         about twice as fast on CPU; see :func:`network_log_density`); the
         draws are returned in the dtype of ``x``.
     **nuts_options
-        ``target_accept``, ``max_tree_depth``, ``dense_mass``, ``adapt_pooled``
-        of :func:`~probmodels.core.mcmc.sample_log_density`.
+        ``target_accept``, ``max_tree_depth``, ``dense_mass``, ``adapt_pooled``,
+        ``compile`` of :func:`~probmodels.core.mcmc.sample_log_density`
+        (``compile="inductor"`` pays off on short runs of large networks).
 
     Returns
     -------

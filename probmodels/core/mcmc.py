@@ -308,6 +308,7 @@ def sample_log_density(
     adapt_pooled: bool = False,
     seed: int = 0,
     progress_bar: bool = False,
+    compile: bool | str = "auto",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Sample a user's own batched log density with NUTS.
 
@@ -319,7 +320,7 @@ def sample_log_density(
     initial_position
         Starting points, ``(chains, dim)``; the number of rows sets the number
         of chains, their dtype and device are used throughout.
-    num_samples, num_warmup, target_accept, max_tree_depth, dense_mass, adapt_pooled, seed, progress_bar
+    num_samples, num_warmup, target_accept, max_tree_depth, dense_mass, adapt_pooled, seed, progress_bar, compile
         As in :func:`fit_mcmc`.
 
     Returns
@@ -335,7 +336,7 @@ def sample_log_density(
         num_samples=check_positive_int(num_samples, "num_samples"), num_warmup=check_non_negative_int(num_warmup, "num_warmup"),
         num_chains=initial_position.shape[0], target_accept=check_probability(target_accept, "target_accept"),
         max_tree_depth=check_positive_int(max_tree_depth, "max_tree_depth"), dense_mass=dense_mass, adapt_pooled=adapt_pooled,
-        init_radius=2.0, fixed_init=True, backends=compile_backends("auto", num_warmup + num_samples),
+        init_radius=2.0, fixed_init=True, backends=compile_backends(compile, num_warmup + num_samples),
         progress_bar=progress_bar, seed=seed,
     )[:2]
 
