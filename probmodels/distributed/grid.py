@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -191,7 +191,7 @@ def _fit_one(fn: Callable[[dict[str, Any]], Posterior], config: dict[str, Any], 
 
 def _run_processes(fn: Callable, tasks: list[tuple[dict[str, Any], Path]], workers: int, runtime: tuple[int, str]) -> Iterator[Path]:
     try:
-        pickle.dumps(fn)
+        ForkingPickler.dumps(fn)  # what the pool does to send fn; fails here with a clear message instead of in a worker
     except Exception as error:
         raise TypeError(
             f"fn cannot be sent to worker processes ({type(error).__name__}: {error}); define it at module level "
