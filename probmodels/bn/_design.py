@@ -20,7 +20,7 @@ import torch
 from ..exceptions import DataError, ModelSpecError
 from . import ops
 from ._learning import learning_structure, refuse_missing
-from .inference import encode_column
+from .inference import column_states, encode_column
 from .network import DiscreteBayesianNetwork
 
 __all__ = [
@@ -113,15 +113,8 @@ def prepare_design(
                 f"node {n!r} has no column in data, so it is hidden and its states are unknown; pass "
                 f"state_names={{{n!r}: [...]}} (or a structure network with a CPD for {n!r}), or add the column."
             )
-        elif isinstance(data[n].dtype, pd.CategoricalDtype):
-            states[n] = tuple(data[n].cat.categories)
         else:
-            try:
-                states[n] = tuple(sorted(data[n].dropna().unique().tolist()))
-            except TypeError:
-                raise DataError(
-                    f"column {n!r} mixes value types that cannot be sorted; pass state_names={{{n!r}: [...]}}."
-                ) from None
+            states[n] = column_states(data[n], n)
         if not states[n]:
             raise DataError(f"column {n!r} has no observed value, so its states are unknown; pass state_names.")
     columns = [

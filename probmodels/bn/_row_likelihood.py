@@ -77,7 +77,7 @@ def plan_rows(cards: tuple[int, ...], parents: tuple[tuple[int, ...], ...], code
     for p, pattern in enumerate(patterns.tolist()):
         rows = (which == p).nonzero().squeeze(-1)
         observed = {v for v, gone in enumerate(pattern) if not gone}
-        relevant = _ancestors(parents, observed)
+        relevant = set(ops._relevant(parents, frozenset(observed)))  # ancestors: barren nodes sum to one
         summed = sorted(relevant - observed)
         if len(summed) > len(_LETTERS):
             raise ShapeError(
@@ -179,13 +179,3 @@ def row_log_likelihood(net: ops.NetworkTensors, codes: torch.Tensor) -> torch.Te
     """
     ops.batch_shape(net)  # validates the tables
     return evaluate_rows(plan_rows(net.cards, net.parents, codes), net.tables, net.parents)
-
-
-def _ancestors(parents: tuple[tuple[int, ...], ...], targets: set[int]) -> set[int]:
-    keep, stack = set(), list(targets)
-    while stack:
-        v = stack.pop()
-        if v not in keep:
-            keep.add(v)
-            stack.extend(parents[v])
-    return keep

@@ -53,6 +53,16 @@ def encode_column(column: pd.Series, states: Sequence[Hashable], name: Hashable)
     return mapped.fillna(-1).to_numpy(dtype=np.int64)
 
 
+def column_states(column: pd.Series, name: Hashable) -> tuple[Hashable, ...]:
+    """States of a DataFrame column: its categories when categorical, else its sorted distinct observed values."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return tuple(column.cat.categories)
+    try:
+        return tuple(sorted(column.dropna().unique().tolist()))
+    except TypeError:
+        raise DataError(f"column {name!r} mixes value types that cannot be sorted; pass state_names={{{name!r}: [...]}}.") from None
+
+
 class QueryResult(NamedTuple):
     """A (joint) distribution over named variables, possibly batched."""
 

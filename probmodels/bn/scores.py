@@ -34,7 +34,7 @@ import torch
 from scipy.special import gammaln, xlogy
 
 from ..exceptions import DataError, ModelSpecError
-from .inference import encode_column
+from .inference import column_states, encode_column
 
 __all__ = ["SCORES", "DiscreteData", "DecomposableScore", "encode_data", "family_score"]
 
@@ -104,15 +104,8 @@ def encode_data(data: pd.DataFrame, state_names: Mapping[Hashable, Sequence[Hash
         column = data[name]
         if name in state_names:
             states[name] = tuple(state_names[name])
-        elif isinstance(column.dtype, pd.CategoricalDtype):
-            states[name] = tuple(column.cat.categories)
         else:
-            try:
-                states[name] = tuple(sorted(column.unique().tolist()))
-            except TypeError:
-                raise DataError(
-                    f"column {name!r} mixes value types that cannot be sorted; pass state_names={{{name!r}: [...]}}."
-                ) from None
+            states[name] = column_states(column, name)
         if not states[name]:
             raise DataError(f"state_names[{name!r}] is empty; list the states of {name!r}.")
     codes = np.stack([encode_column(data[n], states[n], n) for n in data.columns])
