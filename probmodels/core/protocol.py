@@ -34,7 +34,17 @@ from torch.distributions.transforms import Transform
 
 from ..exceptions import ModelSpecError, ShapeError
 
-__all__ = ["ProbabilisticModel", "LatentSite", "ModelInfo", "inspect_model", "UniformInit"]
+__all__ = ["ProbabilisticModel", "LatentSite", "ModelInfo", "inspect_model", "UniformInit", "is_likelihood_term"]
+
+
+def is_likelihood_term(site: Mapping[str, Any]) -> bool:
+    """Whether a sample site (a trace node or a handler's message) is a term of the likelihood.
+
+    Every observed site and every ``pyro.factor`` is; latent sites (priors) and
+    ``pyro.deterministic`` sites are not. Tempering and prior-based evidence
+    estimates act on exactly these terms.
+    """
+    return bool(site["is_observed"]) and not site["infer"].get("_deterministic")
 
 
 @runtime_checkable

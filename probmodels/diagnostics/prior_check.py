@@ -21,6 +21,7 @@ import torch
 
 from ..core.density import batch_plate, without_validation
 from ..core.posterior import Posterior
+from ..core.protocol import is_likelihood_term
 from ..core.setup import prepare_fit
 from .arviz import psislw
 
@@ -75,7 +76,7 @@ def prior_importance(fit: Posterior, num_draws: int = 4000, seed: int = 0) -> Pr
         try:
             with batch_plate(num_draws, info.max_plate_nesting):
                 trace = poutine.trace(fit.model).get_trace(*setup.args, **setup.kwargs)
-            log_lik = _likelihood_terms(trace, {site.name for site in info.latents}, num_draws, info.max_plate_nesting).double()
+            log_lik = _likelihood_terms(trace, num_draws, info.max_plate_nesting).double()
         except Exception:
             return None
     log_lik = torch.where(torch.isnan(log_lik), torch.full_like(log_lik, -math.inf), log_lik)
@@ -86,15 +87,15 @@ def prior_importance(fit: Posterior, num_draws: int = 4000, seed: int = 0) -> Pr
     return PriorEstimate(estimate, se, k_hat, num_draws)
 
 
-def _likelihood_terms(trace: poutine.Trace, latents: set[str], num_draws: int, max_plate_nesting: int) -> torch.Tensor:
+def _likelihood_terms(trace: poutine.Trace, num_draws: int, max_plate_nesting: int) -> torch.Tensor:
     """``log p(y | theta_s)`` per prior draw: every observed site and every ``pyro.factor`` of the batched trace, summed.
 
     Deterministic sites are left out; the batch of draws sits at dim ``-(max_plate_nesting + 1)``.
     """
     trace.compute_log_prob()
     terms = []
-    for name, node in trace.nodes.items():
-        if node["type"] != "sample" or name in latents or not node["is_observed"] or node["infer"].get("_deterministic"):
+    for node in trace.nodes.values():
+        if node["type"] != "sample" or not is_likelihood_term(node):
             continue
         terms.append(node["log_prob"].movedim(-(max_plate_nesting + 1), 0).reshape(num_draws, -1).sum(-1))
     return torch.stack(terms).sum(0)

@@ -36,6 +36,7 @@ from .._validation import check_non_negative_int, check_positive_int
 from ..core.density import LogDensity, batch_plate, without_validation
 from ..core.mcmc import sample_log_density
 from ..core.predictive import unbatch
+from ..core.protocol import is_likelihood_term
 from ..core.setup import FitSetup
 from ..exceptions import DataError, ModelSpecError
 from .stein import effective_sizes
@@ -250,7 +251,7 @@ class _Temper(Messenger):
         self.beta = beta
 
     def _pyro_sample(self, msg: dict) -> None:
-        if msg["is_observed"] and not msg["infer"].get("_deterministic"):
+        if is_likelihood_term(msg):
             if self.beta == 0.0:
                 msg["mask"] = torch.tensor(False)
             else:
