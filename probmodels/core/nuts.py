@@ -13,10 +13,13 @@ that turn or diverge).
 Everything one leaf of a subtree does (the leapfrog step with the log
 density's gradient, the energy error, the progressive sample, the checkpoint
 bookkeeping and the U-turn checks) is one pure tensor function,
-:func:`leaf_update`. :meth:`NUTSKernel.compile` compiles it once into a single
-graph (:mod:`~probmodels.core.graph`: TorchInductor or TorchScript), which
-removes the per-operation overhead of the bookkeeping and of the model; when
-compiling is impossible, or a compiled call raises (a failed Cholesky, say),
+:func:`leaf_update`, and so is everything between two doublings (merging the
+finished subtree into the trajectory, the U-turn check of the whole
+trajectory, beginning the next subtree), :func:`advance_trajectory`.
+:meth:`NUTSKernel.compile` compiles each once into a single graph
+(:mod:`~probmodels.core.graph`: TorchInductor or TorchScript), which removes
+the per-operation overhead of the bookkeeping and of the model; when
+compiling is impossible, or a compiled leaf raises (a failed Cholesky, say),
 the same function runs eagerly.
 
 References
@@ -37,7 +40,10 @@ import torch
 
 from .graph import compile_graph, outputs_agree, trace_graph
 
-__all__ = ["GradientTarget", "ChainState", "TransitionInfo", "Metric", "NUTSKernel", "leapfrog", "leaf_update"]
+__all__ = [
+    "GradientTarget", "ChainState", "TransitionInfo", "Metric", "NUTSKernel", "Trajectory",
+    "leapfrog", "leaf_update", "begin_subtree", "merge_subtree", "advance_trajectory",
+]
 
 ValueAndGrad = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -284,6 +290,120 @@ def leaf_update(
     )
 
 
+class Trajectory(NamedTuple):
+    """The trajectory of the current transition, per chain (every field chains first).
+
+    Attributes
+    ----------
+    left_z, left_r, left_g, right_z, right_r, right_g : Tensor
+        Position, momentum and gradient at the trajectory's two ends.
+    proposal_z, proposal_lp, proposal_g, proposal_r : Tensor
+        The trajectory's multinomial sample so far.
+    log_weight : Tensor
+        Log of the summed leaf weights of the trajectory.
+    momentum_sum : Tensor
+        Sum of its leaves' momenta.
+    running : Tensor
+        Whether the chain is still doubling its trajectory.
+    depth : Tensor
+        Number of doublings merged so far.
+    diverging : Tensor
+        Whether a divergent subtree was met.
+    """
+
+    left_z: torch.Tensor
+    left_r: torch.Tensor
+    left_g: torch.Tensor
+    right_z: torch.Tensor
+    right_r: torch.Tensor
+    right_g: torch.Tensor
+    proposal_z: torch.Tensor
+    proposal_lp: torch.Tensor
+    proposal_g: torch.Tensor
+    proposal_r: torch.Tensor
+    log_weight: torch.Tensor
+    momentum_sum: torch.Tensor
+    running: torch.Tensor
+    depth: torch.Tensor
+    diverging: torch.Tensor
+
+
+def begin_subtree(
+    traj: Trajectory, step_size: torch.Tensor, go_right: torch.Tensor, accept_sum: torch.Tensor, n_steps: torch.Tensor, max_tree_depth: int
+) -> tuple[Subtree, torch.Tensor]:
+    """An empty subtree at the end of the trajectory each chain extends, and the signed step sizes.
+
+    The subtree's proposal starts at its edge with a placeholder log density;
+    its first leaf always replaces it (a leaf that cannot, with an infinite
+    energy error, makes the subtree divergent and rejected).
+    """
+    col = go_right.unsqueeze(-1)
+    z = torch.where(col, traj.right_z, traj.left_z)
+    r = torch.where(col, traj.right_r, traj.left_r)
+    g = torch.where(col, traj.right_g, traj.left_g)
+    no = torch.zeros_like(traj.running)
+    checkpoints = z.new_zeros((max_tree_depth,) + tuple(z.shape))
+    tree = Subtree(
+        z=z, r=r, g=g, proposal_z=z, proposal_lp=traj.proposal_lp, proposal_g=g, proposal_r=r,
+        log_weight=torch.full_like(traj.log_weight, -math.inf), momentum_sum=torch.zeros_like(r),
+        checkpoints_r=checkpoints, checkpoints_sum=checkpoints, accept_sum=accept_sum, n_steps=n_steps,
+        alive=traj.running, turning=no, diverging=no,
+    )
+    return tree, torch.where(go_right, step_size, -step_size)
+
+
+def merge_subtree(inverse_mass: torch.Tensor, traj: Trajectory, tree: Subtree, go_right: torch.Tensor, uniform: torch.Tensor) -> Trajectory:
+    """Merge a finished subtree into the trajectory (biased progressive sampling)
+    and stop the chains whose subtree turned or diverged or whose whole trajectory turns."""
+    running = traj.running
+    valid = running & ~tree.turning & ~tree.diverging
+    take = valid & (uniform < torch.exp(torch.clamp(tree.log_weight - traj.log_weight, max=0.0)))
+    take_col = take.unsqueeze(-1)
+    to_right = (running & go_right).unsqueeze(-1)
+    to_left = (running & ~go_right).unsqueeze(-1)
+    momentum_sum = torch.where(running.unsqueeze(-1), traj.momentum_sum + tree.momentum_sum, traj.momentum_sum)
+    left_r = torch.where(to_left, tree.r, traj.left_r)
+    right_r = torch.where(to_right, tree.r, traj.right_r)
+    return Trajectory(
+        left_z=torch.where(to_left, tree.z, traj.left_z),
+        left_r=left_r,
+        left_g=torch.where(to_left, tree.g, traj.left_g),
+        right_z=torch.where(to_right, tree.z, traj.right_z),
+        right_r=right_r,
+        right_g=torch.where(to_right, tree.g, traj.right_g),
+        proposal_z=torch.where(take_col, tree.proposal_z, traj.proposal_z),
+        proposal_lp=torch.where(take, tree.proposal_lp, traj.proposal_lp),
+        proposal_g=torch.where(take_col, tree.proposal_g, traj.proposal_g),
+        proposal_r=torch.where(take_col, tree.proposal_r, traj.proposal_r),
+        log_weight=torch.where(running, torch.logaddexp(traj.log_weight, tree.log_weight), traj.log_weight),
+        momentum_sum=momentum_sum,
+        running=valid & ~_is_turning(inverse_mass, left_r, right_r, momentum_sum),
+        depth=traj.depth + running.to(traj.depth.dtype),
+        diverging=traj.diverging | (running & tree.diverging),
+    )
+
+
+def advance_trajectory(
+    inverse_mass: torch.Tensor,
+    step_size: torch.Tensor,
+    traj: Trajectory,
+    tree: Subtree,
+    go_right: torch.Tensor,
+    uniform_take: torch.Tensor,
+    uniform_direction: torch.Tensor,
+    max_tree_depth: int,
+) -> tuple[Trajectory, Subtree, torch.Tensor, torch.Tensor]:
+    """One doubling's bookkeeping as one pure function: merge the finished
+    subtree, draw the next direction and begin the next subtree.
+
+    Returns the trajectory, the next empty subtree, its signed step sizes and directions.
+    """
+    traj = merge_subtree(inverse_mass, traj, tree, go_right, uniform_take)
+    go_right = uniform_direction < 0.5
+    tree, step = begin_subtree(traj, step_size, go_right, tree.accept_sum, tree.n_steps, max_tree_depth)
+    return traj, tree, step, go_right
+
+
 @lru_cache(maxsize=None)
 def _checkpoint_range(leaf: int) -> tuple[int, int]:
     """Checkpoints whose sub-subtrees end at leaf ``leaf`` (NumPyro's iterative NUTS)."""
@@ -294,6 +414,10 @@ def _checkpoint_range(leaf: int) -> tuple[int, int]:
 
 def _uniform(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+UNIFORM_BLOCK = 64
+"""Leaves whose uniform draws are made in one call."""
 
 
 class NUTSKernel:
@@ -314,6 +438,7 @@ class NUTSKernel:
         self.max_tree_depth = max_tree_depth
         self.max_delta_energy = max_delta_energy
         self._compiled: Callable[..., tuple[torch.Tensor, ...]] | None = None
+        self._compiled_advance: Callable[..., tuple[torch.Tensor, ...]] | None = None
         self._masks: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -324,20 +449,24 @@ class NUTSKernel:
     def _eager_leaf(self, inverse_mass, step, energy0, tree, uniform, write, check) -> Subtree:
         return leaf_update(self.target.value_and_grad, inverse_mass, step, energy0, tree, uniform, write, check, self.max_delta_energy)
 
+    def _eager_advance(self, inverse_mass, step_size, traj, tree, go_right, uniform_take, uniform_direction):
+        return advance_trajectory(inverse_mass, step_size, traj, tree, go_right, uniform_take, uniform_direction, self.max_tree_depth)
+
     def compile(
         self, state: ChainState, metric: Metric, generator: torch.Generator | None = None, backends: Sequence[str] = ("script",)
     ) -> str | None:
-        """Compile the leaf update into one graph for this batch shape and metric kind.
+        """Compile the leaf update, and each doubling's bookkeeping, into graphs for this batch shape and metric kind.
 
         The backends are tried in order (see :mod:`~probmodels.core.graph`);
-        a compiled graph is kept only when it reproduces the eager update at a
-        random leaf of ``state``.
+        a compiled graph is kept only when it reproduces the eager function at
+        a random leaf of ``state``. The bookkeeping graph is compiled with the
+        leaf's backend and stays eager when that fails.
 
         Returns
         -------
         str or None
-            The backend in use, or None when the leaves stay eager (the target
-            has no traceable ``pure_value_and_grad``, or no backend agreed).
+            The backend of the leaf update, or None when the leaves stay eager
+            (the target has no traceable ``pure_value_and_grad``, or no backend agreed).
         """
         pure = getattr(self.target, "pure_value_and_grad", None)
         if pure is None:
@@ -355,37 +484,58 @@ class NUTSKernel:
         except Exception:
             return None
         for backend in backends:
-            try:
-                compiled = compile_graph(graph, args, backend)
-                agree = outputs_agree(compiled(*args), want)
-            except Exception:
-                continue
-            if agree:
+            compiled = _compile_checked(graph, args, want, backend)
+            if compiled is not None:
                 self._compiled = compiled
+                self._compile_advance(state, metric, Subtree(*want), generator, backend)
                 return backend
         return None
+
+    def _compile_advance(self, state: ChainState, metric: Metric, tree: Subtree, generator: torch.Generator | None, backend: str) -> None:
+        """Compile :func:`advance_trajectory` for this batch shape (left eager when that fails)."""
+        traj = self._start(state, tree.r)
+        go_right = _uniform(state.log_density.shape, state.log_density, generator) < 0.5
+        uniforms = _uniform((2,) + tuple(state.log_density.shape), state.log_density, generator)
+        step_size = torch.full_like(state.log_density, 0.1)
+        n_fields = len(Trajectory._fields)
+
+        def flat_advance(inverse_mass, step_size, go_right, uniform_take, uniform_direction, *fields):
+            traj, tree = Trajectory(*fields[:n_fields]), Subtree(*fields[n_fields:])
+            new_traj, new_tree, step, new_go_right = advance_trajectory(
+                inverse_mass, step_size, traj, tree, go_right, uniform_take, uniform_direction, self.max_tree_depth
+            )
+            return (*new_traj, *new_tree, step, new_go_right)
+
+        args = (metric.inverse_mass, step_size, go_right, uniforms[0], uniforms[1], *traj, *tree)
+        try:
+            graph = trace_graph(flat_advance, args)
+            want = flat_advance(*args)
+        except Exception:
+            return
+        self._compiled_advance = _compile_checked(graph, args, want, backend)
 
     def _example(self, state: ChainState, metric: Metric, generator: torch.Generator | None):
         """A realistic leaf: a subtree started at ``state`` with fresh momenta."""
         chains = state.position.shape[0]
         momentum = metric.sample_momentum(state.position, generator)
         energy0 = -state.log_density + metric.kinetic_energy(momentum)
-        tree = self._empty_subtree(state.position, momentum, state.grad, state.log_density, torch.ones(chains, dtype=torch.bool, device=state.position.device))
+        traj = self._start(state, momentum)
+        no_steps = torch.zeros(chains, dtype=torch.long, device=state.position.device)
+        tree, _ = begin_subtree(traj, torch.ones_like(state.log_density), traj.running, torch.zeros_like(state.log_density), no_steps, self.max_tree_depth)
         step = torch.full_like(state.log_density, 0.1)
         write, check = self._leaf_masks(1, state.position.device)
         return metric.inverse_mass, step, energy0, tree, _uniform((chains,), state.position, generator), write, check
 
-    def _empty_subtree(self, z, r, g, lp, running, accept_sum=None, n_steps=None) -> Subtree:
-        chains, dim = z.shape
-        no = torch.zeros_like(running)
-        return Subtree(
-            z=z, r=r, g=g, proposal_z=z, proposal_lp=lp, proposal_g=g, proposal_r=r,
-            log_weight=torch.full_like(lp, -math.inf), momentum_sum=torch.zeros_like(r),
-            checkpoints_r=z.new_zeros((self.max_tree_depth, chains, dim)),
-            checkpoints_sum=z.new_zeros((self.max_tree_depth, chains, dim)),
-            accept_sum=accept_sum if accept_sum is not None else torch.zeros_like(lp),
-            n_steps=n_steps if n_steps is not None else torch.zeros(chains, dtype=torch.long, device=z.device),
-            alive=running.clone(), turning=no, diverging=no,
+    @staticmethod
+    def _start(state: ChainState, momentum: torch.Tensor) -> Trajectory:
+        """The one-point trajectory at ``state`` with ``momentum``."""
+        position, log_density, grad = state
+        running = torch.ones(position.shape[0], dtype=torch.bool, device=position.device)
+        return Trajectory(
+            left_z=position, left_r=momentum, left_g=grad, right_z=position, right_r=momentum, right_g=grad,
+            proposal_z=position, proposal_lp=log_density, proposal_g=grad, proposal_r=momentum,
+            log_weight=torch.zeros_like(log_density), momentum_sum=momentum, running=running,
+            depth=torch.zeros(position.shape[0], dtype=torch.long, device=position.device), diverging=torch.zeros_like(running),
         )
 
     def _leaf_masks(self, leaf: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -407,6 +557,13 @@ class NUTSKernel:
                 pass
         return self._eager_leaf(inverse_mass, step, energy0, tree, uniform, write, check)
 
+    def _advance(self, inverse_mass, step_size, traj, tree, go_right, uniform_take, uniform_direction):
+        if self._compiled_advance is not None:
+            out = self._compiled_advance(inverse_mass, step_size, go_right, uniform_take, uniform_direction, *traj, *tree)
+            n_traj, n_tree = len(Trajectory._fields), len(Subtree._fields)
+            return Trajectory(*out[:n_traj]), Subtree(*out[n_traj : n_traj + n_tree]), out[-2], out[-1]
+        return self._eager_advance(inverse_mass, step_size, traj, tree, go_right, uniform_take, uniform_direction)
+
     def transition(self, state: ChainState, step_size: torch.Tensor, metric: Metric, generator: torch.Generator | None = None) -> tuple[ChainState, TransitionInfo]:
         """Advance every chain by one NUTS transition.
 
@@ -426,58 +583,46 @@ class NUTSKernel:
         ChainState, TransitionInfo
             The new state and per-chain statistics.
         """
-        position, log_density, grad = state
+        position = state.position
         chains = position.shape[0]
         device = position.device
+        inverse_mass = metric.inverse_mass
         momentum = metric.sample_momentum(position, generator)
-        energy0 = -log_density + metric.kinetic_energy(momentum)
-        left = right = (position, momentum, grad)
-        proposal = (position, log_density, grad, momentum)
-        log_weight = torch.zeros_like(log_density)
-        momentum_sum = momentum
-        running = torch.ones(chains, dtype=torch.bool, device=device)
-        depth = torch.zeros(chains, dtype=torch.long, device=device)
-        diverging = torch.zeros_like(running)
-        accept_sum = torch.zeros_like(log_density)
-        n_steps = torch.zeros_like(depth)
-
+        energy0 = -state.log_density + metric.kinetic_energy(momentum)
+        traj = self._start(state, momentum)
+        go_right = _uniform((chains,), position, generator) < 0.5
+        no_steps = torch.zeros(chains, dtype=torch.long, device=device)
+        tree, step = begin_subtree(traj, step_size, go_right, torch.zeros_like(state.log_density), no_steps, self.max_tree_depth)
         for tree_depth in range(self.max_tree_depth):
-            go_right = _uniform((chains,), position, generator) < 0.5
-            step = torch.where(go_right, step_size, -step_size)
-            go_right_col = go_right.unsqueeze(-1)
-            z, r, g = (torch.where(go_right_col, a, b) for a, b in zip(right, left))
-            tree = self._empty_subtree(z, r, g, log_density, running, accept_sum, n_steps)
-            for leaf in range(2**tree_depth):
+            n_leaves = 2**tree_depth
+            for leaf in range(n_leaves):
+                if leaf % UNIFORM_BLOCK == 0:
+                    uniforms = _uniform((min(n_leaves - leaf, UNIFORM_BLOCK), chains), position, generator)
                 write, check = self._leaf_masks(leaf, device)
-                tree = self._leaf(metric.inverse_mass, step, energy0, tree, _uniform((chains,), position, generator), write, check)
+                tree = self._leaf(inverse_mass, step, energy0, tree, uniforms[leaf % UNIFORM_BLOCK], write, check)
                 if not bool(tree.alive.any()):
                     break
-            accept_sum, n_steps = tree.accept_sum, tree.n_steps
-            # Merge the subtree into the trajectory (biased progressive sampling).
-            valid = running & ~tree.turning & ~tree.diverging
-            take = valid & (_uniform((chains,), position, generator) < torch.exp(torch.clamp(tree.log_weight - log_weight, max=0.0)))
-            take_col = take.unsqueeze(-1)
-            sub_proposal = (tree.proposal_z, tree.proposal_lp, tree.proposal_g, tree.proposal_r)
-            proposal = tuple(torch.where(take_col if new.dim() == 2 else take, new, old) for new, old in zip(sub_proposal, proposal))
-            to_right = (running & go_right).unsqueeze(-1)
-            to_left = (running & ~go_right).unsqueeze(-1)
-            edge = (tree.z, tree.r, tree.g)
-            right = tuple(torch.where(to_right, new, old) for new, old in zip(edge, right))
-            left = tuple(torch.where(to_left, new, old) for new, old in zip(edge, left))
-            log_weight = torch.where(running, torch.logaddexp(log_weight, tree.log_weight), log_weight)
-            momentum_sum = torch.where(running.unsqueeze(-1), momentum_sum + tree.momentum_sum, momentum_sum)
-            depth = depth + running.long()
-            diverging = diverging | (running & tree.diverging)
-            running = valid & ~_is_turning(metric.inverse_mass, left[1], right[1], momentum_sum)
-            if not bool(running.any()):
+            uniforms = _uniform((2, chains), position, generator)
+            traj, tree, step, go_right = self._advance(inverse_mass, step_size, traj, tree, go_right, uniforms[0], uniforms[1])
+            if not bool(traj.running.any()):
                 break
 
-        new_position, new_log_density, new_grad, new_momentum = proposal
+        n_steps = tree.n_steps
         info = TransitionInfo(
-            diverging=diverging,
-            tree_depth=depth,
+            diverging=traj.diverging,
+            tree_depth=traj.depth,
             n_steps=n_steps,
-            acceptance_rate=accept_sum / n_steps.clamp(min=1),
-            energy=-new_log_density + metric.kinetic_energy(new_momentum),
+            acceptance_rate=tree.accept_sum / n_steps.clamp(min=1),
+            energy=-traj.proposal_lp + metric.kinetic_energy(traj.proposal_r),
         )
-        return ChainState(new_position, new_log_density, new_grad), info
+        return ChainState(traj.proposal_z, traj.proposal_lp, traj.proposal_g), info
+
+
+def _compile_checked(graph, args, want, backend: str):
+    """The graph compiled by ``backend`` when that works and reproduces ``want``; else None."""
+    try:
+        compiled = compile_graph(graph, args, backend)
+        agree = outputs_agree(compiled(*args), want)
+    except Exception:
+        return None
+    return compiled if agree else None

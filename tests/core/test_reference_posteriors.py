@@ -15,7 +15,9 @@ from posteriordb_models import load_case, load_reference_draws, requires_referen
 
 CORE_CASES = {
     "eight_schools-eight_schools_noncentered": {},
-    "sblrc-blr": {},
+    # sigma's bulk ESS is about 0.17 per draw here: 2000 draws a chain keep the 0.1-sd rule
+    # above 3.5 MCSE (with 1000 it is 2.6 MCSE, a 1 % false alarm per coordinate).
+    "sblrc-blr": {"num_samples": 2000},
     # Intercept and slope on unstandardised mom_iq correlate at -0.99: a diagonal metric
     # needs trees of depth 8+, a dense one (adapted the same way) depth 2-3.
     "kidiq-kidscore_momiq": {"dense_mass": True},
