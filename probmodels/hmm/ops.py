@@ -50,7 +50,9 @@ Algorithms (``method``):
   only, where the gradient is the posterior marginals and expected transition
   counts of one fused forward and backward recursion (computed in float64);
   exact to rounding in float64 unless one step's probability underflows a
-  double (``< 1e-308``: then ``-inf`` with gradient 0).
+  double (``< 1e-308``: then ``-inf`` with gradient 0). Its Viterbi, with one
+  transition matrix for every step and sequence, stores no backpointers: a
+  max-only forward pass and a backtrack along the path (:mod:`probmodels.hmm.viterbi`).
 - ``"auto"`` (default): ``"scaled"`` for float64 inputs when no gradient is
   needed (on a CPU, 40-100 times faster than the log-space methods for
   ``K = 4`` and ``16`` and ``10^5`` steps), and for :func:`log_likelihood`
@@ -80,6 +82,7 @@ from ..exceptions import ModelSpecError, ShapeError
 from . import gradient as _gradient
 from . import scaled as _scaled
 from . import scan as _scan
+from . import viterbi as _viterbi
 from .problem import HMMShape, check_hmm_params, check_normalised, check_tensor, prepare
 
 __all__ = [
@@ -327,7 +330,8 @@ def viterbi(
     Parameters are those of :func:`forward`. The sequential method is the
     classic max-product recursion with backpointers; the parallel and blocked
     methods scan in the max-plus semiring and compose the backpointer maps by
-    a second scan, so no step is a Python loop over ``T``.
+    a second scan, so no step is a Python loop over ``T``; the scaled method
+    runs max-times products in probability space (see the module docstring).
 
     Returns
     -------
@@ -349,7 +353,7 @@ def viterbi(
     prob = prepare(log_init, log_trans, log_emit, lengths, time_varying, validate)
     method = _resolve_method(method, prob)
     if method == "scaled":
-        log_prob, path = _scaled.viterbi(prob)
+        log_prob, path = (_viterbi.viterbi if _viterbi.shared_transitions(prob) else _scaled.viterbi)(prob)
         return ViterbiResult((path * torch.isfinite(log_prob)).movedim(0, -1), log_prob)
     if method == "sequential":
         log_prob, last_delta, backpointers = _scan.viterbi_sequential(prob)

@@ -87,7 +87,7 @@ def forward_filter(prob: Problem) -> tuple[torch.Tensor, torch.Tensor]:
 
 def log_likelihood(prob: Problem) -> torch.Tensor:
     """Return the log-likelihood ``(...)`` alone."""
-    return _forward(prob)[0]
+    return _forward(prob, keep=False)[0]
 
 
 def forward_backward(prob: Problem) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -117,12 +117,13 @@ def forward_backward(prob: Problem) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return log_likelihood + run.scales[..., 0].log().sum(0), alpha, weights, trans
 
 
-def _forward(prob: Problem) -> tuple[torch.Tensor, torch.Tensor, Run, torch.Tensor, torch.Tensor]:
-    """The forward pass: ``(log_likelihood, alpha_0, the run of the steps 1 .. T-1, emission probs, transition probs)``."""
+def _forward(prob: Problem, keep: bool = True) -> tuple[torch.Tensor, torch.Tensor, Run, torch.Tensor, torch.Tensor]:
+    """The forward pass: ``(log_likelihood, alpha_0, the run of the steps 1 .. T-1, emission probs, transition probs)``;
+    ``keep=False``: the run's vectors are not all stored (see :func:`recurse`)."""
     emit, shift = _emission_probs(prob)
     trans = _transition_probs(prob)
     first, scale = _normalise(prob.init.exp() * emit[0], "sum")
-    run = recurse(first, trans, emit[1:], None if prob.mask is None else prob.mask[1:], "sum")
+    run = recurse(first, trans, emit[1:], None if prob.mask is None else prob.mask[1:], "sum", keep)
     return scale.log() + run.scales.log().sum(0) + shift.sum(0), first, run, emit, trans
 
 
@@ -190,7 +191,9 @@ def viterbi(prob: Problem) -> tuple[torch.Tensor, torch.Tensor]:
 # ----------------------------------------------------------------------------- the recursion
 
 
-def recurse(start: torch.Tensor, mats: torch.Tensor, emit: torch.Tensor, tmask: torch.Tensor | None, semiring: str) -> Run:
+def recurse(
+    start: torch.Tensor, mats: torch.Tensor, emit: torch.Tensor, tmask: torch.Tensor | None, semiring: str, keep: bool = True
+) -> Run:
     """``u_i = (v_{i-1} (x) M_i) * E_i``, ``v_i = u_i / scale_i`` for ``i < n``, from ``v_{-1} = start``.
 
     ``(x)`` is a matrix product (``"sum"``: scale = sum) or a max-times
@@ -203,19 +206,22 @@ def recurse(start: torch.Tensor, mats: torch.Tensor, emit: torch.Tensor, tmask: 
     None: where False the step has no transition
     (``u_i = v_{i-1} * E_i``). Blocked speculatively when the batch has few
     rows and ``n`` is long; step by step otherwise, or when the blocks never agree.
+    ``keep=False``: only the scales are wanted; the vectors are stored at the
+    steps that the blocked recursion compares (every ``_CHECK_EVERY``-th and
+    the last of a block) and are undefined elsewhere, which saves two passes over ``(n, ..., K)``.
     """
     if emit.dim() == 2:  # no batch dims: give it one, so that every step is a matrix product
         mats = mats if mats.dim() == 2 else mats.unsqueeze(1)
-        run = recurse(start.unsqueeze(0), mats, emit.unsqueeze(1), None if tmask is None else tmask.unsqueeze(1), semiring)
+        run = recurse(start.unsqueeze(0), mats, emit.unsqueeze(1), None if tmask is None else tmask.unsqueeze(1), semiring, keep)
         return Run(*(None if x is None else x.squeeze(1) for x in run))
     n = emit.shape[0]
     num_blocks = _num_blocks(n, math.prod(emit.shape[1:-1]), _target_rows(emit.shape[-1], semiring))
     if num_blocks >= 2:
-        run = _speculative(start, mats, emit, tmask, semiring, num_blocks)
+        run = _speculative(start, mats, emit, tmask, semiring, num_blocks, keep)
         if run is not None:
             return run
     out = _buffers(emit.shape, 1, emit, semiring)
-    _sequential(start, mats, emit, tmask, semiring, Run(*(None if x is None else x[0] for x in out)))
+    _sequential(start, mats, emit, tmask, semiring, Run(*(None if x is None else x[0] for x in out)), keep)
     return Run(*(None if x is None else x[0] for x in out))
 
 
@@ -243,7 +249,7 @@ def _buffers(shape: torch.Size, num_blocks: int, like: torch.Tensor, semiring: s
     return Run(like.new_empty(full), like.new_empty(full[:-1]), pointers)
 
 
-def _sequential(start, mats, emit, tmask, semiring, out: Run) -> None:
+def _sequential(start, mats, emit, tmask, semiring, out: Run, keep: bool) -> None:
     """Run every step into ``out`` (time-major views), with one write per output at the end."""
     mats = mats.transpose(-1, -2).contiguous() if semiring == "max" else mats
     scratch = _scratch(start, mats, semiring)
@@ -251,10 +257,29 @@ def _sequential(start, mats, emit, tmask, semiring, out: Run) -> None:
     steps = []
     for i in range(emit.shape[0]):
         v, scale, arg = _step(v, _mat(mats, i), emit[i], None if tmask is None else tmask[i], semiring, scratch)
-        steps.append((v, scale, arg))
-    for field, values in zip(out, zip(*steps)):
+        steps.append((v if keep or _checked(i, emit.shape[0]) else None, scale, arg))
+    _store(out, steps, keep)
+
+
+def _checked(i: int, size: int) -> bool:
+    """Whether the blocked recursion compares step ``i`` of a block of ``size`` steps."""
+    return (i + 1) % _CHECK_EVERY == 0 or i == size - 1
+
+
+def _store(out: Run, steps: list[tuple], keep: bool) -> None:
+    """Write ``steps`` (``(vector or None, scale, pointers)`` each) into the first steps of ``out``."""
+    if not steps:
+        return
+    vectors, *rest = zip(*steps)
+    if keep:
+        out.vectors[: len(steps)] = torch.stack(vectors)
+    else:
+        for i, v in enumerate(vectors):
+            if v is not None:
+                out.vectors[i] = v
+    for field, values in zip(out[1:], rest):
         if field is not None:
-            field.copy_(torch.stack(values))
+            field[: len(steps)] = torch.stack(values)
 
 
 def _mat(mats: torch.Tensor, i: int) -> torch.Tensor:
@@ -290,7 +315,7 @@ def _step(v, mat, emit, tmask, semiring, scratch):
     return u.div_(scale.clamp_min(torch.finfo(u.dtype).tiny).unsqueeze(-1)), scale, arg
 
 
-def _speculative(start, mats, emit, tmask, semiring, num_blocks) -> Run | None:
+def _speculative(start, mats, emit, tmask, semiring, num_blocks, keep) -> Run | None:
     """Blocked recursion (see the module docstring); None when some block never agrees."""
     n, k = emit.shape[0], emit.shape[-1]
     size = -(-n // num_blocks)
@@ -302,7 +327,7 @@ def _speculative(start, mats, emit, tmask, semiring, num_blocks) -> Run | None:
     guess[0] = start
     out = _buffers((n,) + emit.shape[2:], num_blocks, emit, semiring)
     first = Run(*(None if x is None else x.transpose(0, 1) for x in out))  # time-major views
-    _sequential(guess, mats, emit, tmask, semiring, first)
+    _sequential(guess, mats, emit, tmask, semiring, first, keep)
     tol = AGREEMENT_TOL_EPS * torch.finfo(emit.dtype).eps
     tmats = mats.transpose(-1, -2).contiguous() if semiring == "max" else mats
     scratch = _scratch(guess, tmats, semiring)
@@ -311,13 +336,11 @@ def _speculative(start, mats, emit, tmask, semiring, num_blocks) -> Run | None:
         second: list[tuple] = []
         for i in range(size):
             v, scale, arg = _step(v, _mat(tmats, i), emit[i], None if tmask is None else tmask[i], semiring, scratch)
-            second.append((v, scale, arg))
-            if (i + 1) % _CHECK_EVERY == 0 or i == size - 1:
+            second.append((v if keep or _checked(i, size) else None, scale, arg))
+            if _checked(i, size):
                 agreed = bool((torch.abs(v - first.vectors[i]) <= tol * v).all())
                 if agreed or i == size - 1:  # keep this round up to here; a full round becomes the reference
-                    for field, values in zip(first, zip(*second)):
-                        if field is not None:
-                            field[: i + 1] = torch.stack(values)
+                    _store(first, second, keep)
                 if agreed:
                     return Run(*(None if x is None else x.flatten(0, 1)[:n] for x in out))
     return None

@@ -321,6 +321,24 @@ def test_parallel_and_blocked_match_sequential_on_a_long_sequence(device):
         torch.testing.assert_close(vit.log_prob, ref_path.log_prob, rtol=1e-9, atol=0)
 
 
+@pytest.mark.parametrize(
+    "K, stay, padded", [(4, 0.0, True), (4, 0.9, True), (16, 0.5, True), (40, 0.5, True), (3, 1.0, True), (4, 0.0, False)]
+)
+def test_scaled_viterbi_in_blocks_matches_the_sequential_loop(K, stay, padded, device):
+    # One transition matrix: the blocked max-times pass and the backtrack along the path (hmm/viterbi.py),
+    # with padded sequences, an exact zero, and (stay = 1) the identity chain, whose paths never merge.
+    T = 6000
+    log_init, log_trans, log_emit = random_hmm((), (), (2,), T, K, seed=K + int(10 * stay))
+    mix = torch.tensor(stay, dtype=F64)
+    log_trans = torch.logaddexp(log_trans + torch.log1p(-mix), torch.eye(K, dtype=F64).log() + mix.log())
+    lengths = torch.tensor([T, 3777]) if padded else None
+    args = to(device, log_init, log_trans, 3 * log_emit) + [None if lengths is None else lengths.to(device)]
+    ref = ops.viterbi(*args, method="sequential")
+    vit = ops.viterbi(*args, method="scaled")
+    assert torch.equal(vit.path, ref.path)
+    torch.testing.assert_close(vit.log_prob, ref.log_prob, rtol=1e-10, atol=0)
+
+
 def test_float32_parallel_scan_keeps_filtered_probabilities_accurate(device):
     T, K = 5_000, 4
     params = to(device, *random_hmm((), (), (), T, K, seed=7, zero=False))
