@@ -2,7 +2,8 @@
 
 :class:`BayesianMLP` fits a multilayer perceptron with Gaussian (or
 hierarchical) weight priors for regression or classification by MAP, deep
-ensembles, mean-field or low-rank SVI, Laplace, or NUTS, all through the
+ensembles, mean-field (optionally locally reparameterised) or low-rank SVI,
+Laplace (Hessian, or GGN with a linearised predictive), or NUTS, all through the
 inference core; :class:`MLPModel` is its Pyro program. :func:`bayesian` turns
 any ``torch.nn.Module`` (all layers or chosen ones, e.g. the last) into such a
 program, and :class:`BayesianNetwork` gives it the same estimator surface. Predictions average
@@ -25,6 +26,8 @@ from .metrics import (
     reliability_curve,
     rmse,
 )
+from .laplace import LinearizedNetwork, fit_laplace_ggn
+from .local_reparam import LocalReparameterizationELBO
 from .logprob import half_normal_log_prob, normal_log_prob, observation_log_prob
 from .model import ACTIVATIONS, MLPModel
 from .nuts import fit_network_nuts, network_log_density
@@ -45,6 +48,9 @@ __all__ = [
     "KLAnnealing",
     "annealed_svi",
     "fit_network_nuts",
+    "fit_laplace_ggn",
+    "LinearizedNetwork",
+    "LocalReparameterizationELBO",
     "network_log_density",
     "normal_log_prob",
     "half_normal_log_prob",

@@ -17,11 +17,13 @@ import torch
 
 from .._validation import check_positive_int, check_probability
 from ..core import Posterior, fit_svi
-from ..exceptions import ModelSpecError, NotFittedError
+from ..exceptions import InferenceError, ModelSpecError, NotFittedError
 from . import metrics
 from .data import Affine, as_features, as_labels, as_regression_targets
 from .annealing import annealed_svi
 from .ensemble import fit_ensemble
+from .laplace import PRIOR_PRECISIONS, fit_laplace_ggn
+from .local_reparam import LocalReparameterizationELBO
 from .convert import BayesianModule
 from .model import MLPModel
 from .nuts import fit_network_nuts
@@ -29,7 +31,7 @@ from .predict import MAX_ELEMENTS, Predictive, predictive
 
 __all__ = ["BayesianMLP", "BayesianNetwork", "METHODS"]
 
-METHODS = ("map", "ensemble", "svi", "lowrank", "laplace", "nuts")
+METHODS = ("map", "ensemble", "svi", "lowrank", "laplace", "laplace_ggn", "nuts")
 _GUIDES = {"svi": "normal", "lowrank": "lowrank", "laplace": "laplace"}
 
 
@@ -56,7 +58,18 @@ class BayesianMLP:
         Number of classes (default: largest label + 1); labels must be 0, ..., n_classes - 1.
     method
         ``"map"``, ``"ensemble"``, ``"svi"`` (mean-field), ``"lowrank"``,
-        ``"laplace"`` or ``"nuts"``.
+        ``"laplace"`` (Gaussian from the Hessian of the whole log posterior at
+        its mode, the network evaluated at its draws), ``"laplace_ggn"``
+        (laplace-torch's recipe at the ``"map"`` fit: generalised Gauss-Newton,
+        linearised predictive; see :mod:`probmodels.bnn.laplace`) or ``"nuts"``.
+    local_reparam
+        For ``"svi"``: estimate the ELBO by the local reparameterisation
+        trick (:class:`~probmodels.bnn.local_reparam.LocalReparameterizationELBO`;
+        lower-variance gradients, ``prior="gaussian"`` only).
+    laplace_prior
+        For ``"laplace_ggn"``: ``"marglik"`` (prior precision and learned
+        noise chosen by the Laplace marginal likelihood, empirical Bayes) or
+        ``"model"`` (the model's prior and the MAP noise).
     standardize_x, standardize_y
         Standardise the inputs (and regression targets) inside ``fit``;
         predictions and scores are in the units of ``y``.
@@ -99,6 +112,9 @@ class BayesianMLP:
         Draws of the weights, on the standardised scale.
     model_ : MLPModel
         The Pyro program that was fitted.
+    predictive_model_ : MLPModel or LinearizedNetwork
+        What predictions evaluate at the draws: ``model_``, or for
+        ``"laplace_ggn"`` the network linearised at the MAP.
     n_classes_ : int or None
         Number of classes of a classifier.
     early_stopping_scores_ : list of dict or None
@@ -131,6 +147,8 @@ class BayesianMLP:
         eval_every: int = 5,
         patience: int = 200,
         kl_annealing: int | None = None,
+        laplace_prior: str = "marglik",
+        local_reparam: bool = False,
         num_warmup: int = 500,
         num_chains: int = 4,
         nuts_init: str = "uniform",
@@ -160,6 +178,15 @@ class BayesianMLP:
             if check_positive_int(kl_annealing, "kl_annealing") >= num_steps:
                 raise ModelSpecError(f"kl_annealing={kl_annealing} warm-up steps leave none of num_steps={num_steps} at the full ELBO; raise num_steps.")
         self.kl_annealing = kl_annealing
+        if laplace_prior not in PRIOR_PRECISIONS:
+            raise ModelSpecError(f"laplace_prior must be one of {PRIOR_PRECISIONS}, got {laplace_prior!r}.")
+        self.laplace_prior = laplace_prior
+        if local_reparam and (method != "svi" or kl_annealing is not None or prior != "gaussian"):
+            raise ModelSpecError(
+                "local_reparam=True applies to method='svi' with prior='gaussian' and no kl_annealing; "
+                f"got method={method!r}, prior={prior!r}, kl_annealing={kl_annealing!r}."
+            )
+        self.local_reparam = local_reparam
         if nuts_init not in ("uniform", "svi"):
             raise ModelSpecError(f"nuts_init must be 'uniform' or 'svi', got {nuts_init!r}.")
         self.num_warmup, self.num_chains, self.nuts_init = num_warmup, num_chains, nuts_init
@@ -190,6 +217,7 @@ class BayesianMLP:
         self.x_scaling_ = Affine.fit(x, self.standardize_x)
         self.n_features_in_ = x.shape[1]
         self.model_ = self._build_model(x.shape[1], n_out, model_task)
+        self.predictive_model_ = self.model_
         self.posterior_ = self._infer(self.x_scaling_.apply(x), target)
         self._params = {site.name: self.posterior_.flat(site.name) for site in self.posterior_.info.latents}
         return self
@@ -212,18 +240,33 @@ class BayesianMLP:
                 self.model_, x, target, num_samples=self.num_samples, num_warmup=self.num_warmup, num_chains=self.num_chains,
                 init_values=init, seed=self.seed, progress_bar=self.progress_bar, **self.mcmc_options,
             )
-        if self.method in ("map", "ensemble"):
-            n_members = 1 if self.method == "map" else self.n_members
+        if self.method in ("map", "ensemble", "laplace_ggn"):
+            n_members = self.n_members if self.method == "ensemble" else 1
             posterior = fit_ensemble(
                 self.model_, x, target, n_members=n_members, seed=self.seed, validation_fraction=self.validation_fraction if self.early_stopping else None,
                 eval_every=self.eval_every, patience=self.patience, **svi,
             )
             self.early_stopping_scores_ = posterior.attrs.get("validation_scores")
+            if self.method == "laplace_ggn":
+                posterior, self.predictive_model_ = fit_laplace_ggn(
+                    self.model_, x, target, posterior, prior_precision=self.laplace_prior, num_samples=self.num_samples, seed=self.seed,
+                )
             return posterior
         if self.kl_annealing is not None:
             return annealed_svi(self.model_, x, target, warmup_steps=self.kl_annealing, guide=_GUIDES[self.method], rank=self.rank,
                                 num_samples=self.num_samples, seed=self.seed, **svi)
-        return fit_svi(self.model_, x, target, guide=_GUIDES[self.method], rank=self.rank, num_samples=self.num_samples, seed=self.seed, **svi)
+        if self.local_reparam:
+            svi.update(num_particles=1, loss=LocalReparameterizationELBO(self.model_, x.shape[0], self.num_particles))
+        try:
+            return fit_svi(self.model_, x, target, guide=_GUIDES[self.method], rank=self.rank, num_samples=self.num_samples, seed=self.seed, **svi)
+        except torch.linalg.LinAlgError as error:
+            if self.method != "laplace":
+                raise
+            raise InferenceError(
+                "the Hessian of the log posterior at the fitted mode is not positive definite (a saddle, or a degenerate "
+                "mode such as a noise sd shrinking towards 0), so method='laplace' has no Gaussian there; use "
+                "method='laplace_ggn' (positive semi-definite Gauss-Newton at the early-stopped MAP) or a smaller num_steps."
+            ) from error
 
     # -------------------------------------------------------------- predict
     def _check_fitted(self) -> None:
@@ -249,7 +292,7 @@ class BayesianMLP:
                 target = self.y_scaling_.apply(as_regression_targets(y, x))
             else:
                 target = as_labels(y, x, self.n_classes_)
-        out = predictive(self.model_, self._params, x, target, level=level, max_elements=self.max_elements)
+        out = predictive(self.predictive_model_, self._params, x, target, level=level, max_elements=self.max_elements)
         if self.task == "classification":
             return out
         scale, shift = self.y_scaling_.scale, self.y_scaling_.shift

@@ -171,13 +171,17 @@ class MLPModel:
             self._prior_cache[key] = priors
         return self._prior_cache[key]
 
-    def forward(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, params: Mapping[str, torch.Tensor], x: torch.Tensor, activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Network outputs ``(*batch, N, n_outputs)`` for parameters with leading ``batch`` dims.
 
         ``params`` holds the latent sites (as sampled, or posterior draws
         with a leading draw dim); hierarchical raw weights are scaled here.
+        ``activation`` replaces the model's own function by an equal one
+        (the NUTS path passes a form that compiles faster); None: the model's.
         """
-        act = ACTIVATIONS[self.activation]
+        act = activation or ACTIVATIONS[self.activation]
         h = x
         for layer in range(self.n_layers):
             w, b = self.layer_weights(params, layer)

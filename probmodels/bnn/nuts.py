@@ -30,7 +30,8 @@ from ..core.density import LogDensity
 from ..core.mcmc import sample_log_density
 from ..core.protocol import ModelInfo, inspect_model
 from ..exceptions import ConvergenceWarning, ModelSpecError
-from .logprob import observation_log_prob
+from .logprob import GRAPH_ACTIVATIONS, observation_log_prob
+from .model import MLPModel
 
 __all__ = ["network_log_density", "fit_network_nuts"]
 
@@ -55,6 +56,8 @@ def network_log_density(
         computed, since its accept step uses the same values.
     """
     sizes = [site.size for site in info.latents]
+    # an MLPModel's activation in the form that compiles fastest (BayesianModule runs its own module)
+    activation = GRAPH_ACTIVATIONS.get(model.activation) if isinstance(model, MLPModel) else None
     if compute_dtype is not None:
         x, y = x.to(compute_dtype), y.to(compute_dtype)
 
@@ -70,7 +73,7 @@ def network_log_density(
             log_jacobian = log_jacobian + jac.reshape(batch, -1).sum(-1)
             values[site.name] = value
         shaped = {k: v.unsqueeze(1) for k, v in values.items()}
-        outputs = model.forward(shaped, x)
+        outputs = model.forward(shaped, x, activation) if activation is not None else model.forward(shaped, x)
         log_lik = observation_log_prob(model.task, outputs, model.noise_scale(shaped), y).sum(-1)
         return model.log_prior(values) + log_lik + log_jacobian
 

@@ -18,7 +18,7 @@ import numpy as np
 import pyro
 import pyro.poutine as poutine
 import torch
-from pyro.infer import SVI, Trace_ELBO
+from pyro.infer import ELBO, SVI, Trace_ELBO
 from pyro.infer import autoguide
 from pyro.optim import Adam, ClippedAdam
 from tqdm.auto import tqdm
@@ -122,6 +122,7 @@ def fit_svi(
     checkpoint_every: int = 500,
     callback: Callable[[int, float], bool | None] | None = None,
     distributed: bool = False,
+    loss: ELBO | None = None,
 ) -> Posterior:
     """Fit a variational approximation of a model's posterior and draw from it.
 
@@ -192,6 +193,12 @@ def fit_svi(
         guide and returns draws from it (from its own random stream); the
         loss trace and the ``callback`` see the loss averaged over the ranks.
         Needs no ``checkpoint``.
+    loss
+        A Pyro ELBO instance to optimise instead of ``Trace_ELBO`` (e.g.
+        :class:`~probmodels.bnn.local_reparam.LocalReparameterizationELBO`);
+        it sets its own particles, so ``num_particles`` must stay 1. With
+        ``batch_size``, the model it receives has its likelihood scaled by
+        N / batch size. None: ``Trace_ELBO(num_particles)``.
 
     Returns
     -------
@@ -215,6 +222,10 @@ def fit_svi(
     if not (isinstance(lr_decay, (int, float)) and 0 < lr_decay <= 1):
         raise ModelSpecError(f"lr_decay must lie in (0, 1], got {lr_decay!r}.")
     checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    if loss is not None and not isinstance(loss, ELBO):
+        raise ModelSpecError(f"loss must be a pyro.infer.ELBO instance (e.g. Trace_ELBO()) or None, got {type(loss).__name__}.")
+    if loss is not None and num_particles != 1:
+        raise ModelSpecError(f"num_particles={num_particles} conflicts with loss=: set the particles on the ELBO instance instead.")
     parallel = None
     if distributed:
         from ..distributed.data_parallel import DataParallel
@@ -234,6 +245,7 @@ def fit_svi(
             guide=guide if isinstance(guide, str) else getattr(guide, "__qualname__", type(guide).__qualname__),
             num_steps=num_steps, optimizer=optimizer, lr=lr, lr_decay=lr_decay, num_particles=num_particles, batch_size=batch_size,
             rank=rank, init_scale=init_scale, tol=tol, window=window, seed=seed, dtype=str(setup.dtype),
+            **({"loss": type(loss).__qualname__} if loss is not None else {}),
             sites=[[site.name, list(info.site_shapes[site.name])] for site in info.latents], data=data_fingerprint(args, kwargs),
         )
         plan = SVICheckpointPlan.create(checkpoint, checkpoint_every, identity)
@@ -246,7 +258,7 @@ def fit_svi(
         losses, converged = _optimise(
             model, guide_fn, args, kwargs, info, optimizer=_optimizer(optimizer, lr, lr_decay, num_steps), lr=lr, num_steps=num_steps,
             num_particles=num_particles, batch_size=batch_size, data_size=data_size, tol=tol, window=window,
-            progress_bar=progress_bar, generator=generator, checkpoint=plan, callback=callback, parallel=parallel,
+            progress_bar=progress_bar, generator=generator, checkpoint=plan, callback=callback, parallel=parallel, loss=loss,
         )
         if guide == "laplace":
             guide_fn = guide_fn.laplace_approximation(*args, **kwargs)
@@ -278,7 +290,7 @@ def fit_svi(
     )
 
 
-def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num_steps, num_particles, batch_size, data_size, tol, window, progress_bar, generator, checkpoint: SVICheckpointPlan | None = None, callback: Callable[[int, float], bool | None] | None = None, parallel: DataParallel | None = None) -> tuple[list[float], bool]:
+def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num_steps, num_particles, batch_size, data_size, tol, window, progress_bar, generator, checkpoint: SVICheckpointPlan | None = None, callback: Callable[[int, float], bool | None] | None = None, parallel: DataParallel | None = None, loss: ELBO | None = None) -> tuple[list[float], bool]:
     """Run the SVI loop; returns the loss trace and whether the tolerance was met.
 
     With a ``checkpoint`` plan the loop continues from the plan's file when it
@@ -292,7 +304,7 @@ def _optimise(model, guide, args, kwargs, info: ModelInfo, *, optimizer, lr, num
         fit_model = _ScaleLikelihood(info.observed, scale)(model)
 
     def make_svi(vectorize: bool) -> SVI:
-        elbo = Trace_ELBO(num_particles=num_particles, vectorize_particles=vectorize, max_plate_nesting=info.max_plate_nesting)
+        elbo = loss if loss is not None else Trace_ELBO(num_particles=num_particles, vectorize_particles=vectorize, max_plate_nesting=info.max_plate_nesting)
         return SVI(fit_model, guide, optimizer, elbo) if parallel is None else parallel.svi(fit_model, guide, optimizer, elbo)
 
     vectorize = num_particles > 1
