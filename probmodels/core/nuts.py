@@ -483,15 +483,18 @@ class NUTSKernel:
             want = tuple(self._eager_leaf(*example))
         except Exception:
             return None
+        scale = _energy_scale(energy0)
         for backend in backends:
-            compiled = _compile_checked(graph, args, want, backend)
+            compiled = _compile_checked(graph, args, want, backend, scale)
             if compiled is not None:
                 self._compiled = compiled
-                self._compile_advance(state, metric, Subtree(*want), generator, backend)
+                self._compile_advance(state, metric, Subtree(*want), generator, backend, scale)
                 return backend
         return None
 
-    def _compile_advance(self, state: ChainState, metric: Metric, tree: Subtree, generator: torch.Generator | None, backend: str) -> None:
+    def _compile_advance(
+        self, state: ChainState, metric: Metric, tree: Subtree, generator: torch.Generator | None, backend: str, scale: float
+    ) -> None:
         """Compile :func:`advance_trajectory` for this batch shape (left eager when that fails)."""
         traj = self._start(state, tree.r)
         go_right = _uniform(state.log_density.shape, state.log_density, generator) < 0.5
@@ -512,7 +515,7 @@ class NUTSKernel:
             want = flat_advance(*args)
         except Exception:
             return
-        self._compiled_advance = _compile_checked(graph, args, want, backend)
+        self._compiled_advance = _compile_checked(graph, args, want, backend, scale)
 
     def _example(self, state: ChainState, metric: Metric, generator: torch.Generator | None):
         """A realistic leaf: a subtree started at ``state`` with fresh momenta."""
@@ -618,11 +621,18 @@ class NUTSKernel:
         return ChainState(traj.proposal_z, traj.proposal_lp, traj.proposal_g), info
 
 
-def _compile_checked(graph, args, want, backend: str):
-    """The graph compiled by ``backend`` when that works and reproduces ``want``; else None."""
+def _energy_scale(energy: torch.Tensor) -> float:
+    """The size of the energies a leaf's outputs are differences of (at least 1), for :func:`outputs_agree`."""
+    finite = energy[torch.isfinite(energy)]
+    return max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
+
+
+def _compile_checked(graph, args, want, backend: str, scale: float):
+    """The graph compiled by ``backend`` when that works and reproduces ``want``
+    (to a tolerance times ``scale``, see :func:`~probmodels.core.graph.outputs_agree`); else None."""
     try:
         compiled = compile_graph(graph, args, backend)
-        agree = outputs_agree(compiled(*args), want)
+        agree = outputs_agree(compiled(*args), want, scale)
     except Exception:
         return None
     return compiled if agree else None

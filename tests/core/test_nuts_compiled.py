@@ -7,6 +7,7 @@ import torch
 
 import probmodels as pm
 from probmodels.core.density import FunctionDensity, LogDensity, without_validation
+from probmodels.core.graph import outputs_agree
 from probmodels.core.nuts import ChainState, Metric, NUTSKernel, Subtree
 from probmodels.core.protocol import inspect_model
 from probmodels.datasets import eight_schools
@@ -70,3 +71,14 @@ def test_function_target_compiles():
 def test_compile_mode_is_checked():
     with pytest.raises(pm.ModelSpecError, match="compile must be one of"):
         pm.fit_mcmc(eight_schools_model, eight_schools()["sigma"], compile="jit", progress_bar=False)
+
+
+def test_float32_agreement_allows_for_the_rounding_of_large_energies():
+    # A log weight that is the difference of two float32 energies near 600 carries ~1e-4 of rounding.
+    f32 = torch.float32
+    want = (torch.tensor([0.0, -3.0], dtype=f32), torch.tensor([1, 2]))
+    got = (torch.tensor([1.2e-4, -3.0], dtype=f32), torch.tensor([1, 2]))
+    assert not outputs_agree(got, want)
+    assert outputs_agree(got, want, scale=600.0)
+    assert not outputs_agree((torch.tensor([0.1, -3.0], dtype=f32), want[1]), want, scale=600.0)
+    assert not outputs_agree((got[0], torch.tensor([1, 3])), want, scale=600.0)
