@@ -117,8 +117,8 @@ class GPMarginalModel:
             if spec.name != NOISE:
                 kernel_values[spec.name] = kernel_values[spec.name].expand(batch + spec.shape)
         K = self.space.kernel.matrix(kernel_values, X, X)
-        eye = torch.eye(X.shape[0], dtype=X.dtype, device=X.device)
-        return K + values[NOISE][..., None, None] * eye
+        # diag_embed, not noise * eye: its gradient is a diagonal read, not another n x n product and sum.
+        return K + torch.diag_embed(values[NOISE].unsqueeze(-1).expand(batch + X.shape[:1]))
 
     def _with_nugget(self, cov: torch.Tensor) -> torch.Tensor:
         """The covariance of the sampled density: ``cov`` plus the ``jitter`` nugget."""

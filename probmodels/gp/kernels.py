@@ -24,6 +24,7 @@ from typing import Mapping, NamedTuple, Sequence
 import torch
 
 from ..exceptions import ModelSpecError
+from .rbf_matrix import rbf_matrix
 
 __all__ = [
     "Hyperparameter",
@@ -120,7 +121,7 @@ class RBF(Kernel):
 
     def matrix(self, params, x1, x2, prefix=""):
         ls = params[prefix + "lengthscale"]
-        return torch.exp(-0.5 * _squared_distance(_scaled(x1, ls), _scaled(x2, ls)))
+        return rbf_matrix(_scaled(x1, ls), _scaled(x2, ls))
 
     def diag(self, params, x, prefix=""):
         return _stationary_diag(params, x, prefix + "lengthscale")

@@ -1,21 +1,24 @@
 """The optimiser behind every GP ``fit``: L-BFGS or Adam with restarts, NaN detection and a convergence check.
 
 Users never write a training loop: :func:`minimize` takes a loss of a flat
-parameter vector and returns the best point over the restarts.
+parameter vector and returns the best point over the restarts, optionally
+preconditioned per start by a :func:`newton_transform` (the inverse square
+root of a finite-difference Hessian), which is how the exact GP hands the
+curvature found on a data subset to its full-data run.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from ..exceptions import InferenceError, ModelSpecError
 
-__all__ = ["OptimizeResult", "minimize", "OPTIMIZERS"]
+__all__ = ["OptimizeResult", "minimize", "newton_transform", "OPTIMIZERS"]
 
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -49,6 +52,10 @@ class _NonFinite(Exception):
     pass
 
 
+class _Converged(Exception):
+    """Raised from an L-BFGS closure at a point that meets the gradient tolerance, to end the run there."""
+
+
 def _evaluate(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     loss = loss_fn(x)
     if not bool(torch.isfinite(loss.detach())):
@@ -56,38 +63,53 @@ def _evaluate(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) 
     return loss
 
 
-def _run_lbfgs(loss_fn, x0, max_iter, tol, bar, resumes: int = 3) -> tuple[torch.Tensor, float, bool, int]:
-    """L-BFGS from ``x0``; a non-finite trial point restarts it (fresh history) from the best point so far."""
+def _run_lbfgs(loss_fn, x0, max_iter, tol, bar, transform=None, resumes: int = 3) -> tuple[torch.Tensor, float, bool, int]:
+    """L-BFGS from ``x0``; a non-finite trial point restarts it (fresh history) from the best point so far.
+
+    With a ``transform`` ``T`` it runs in the coordinates ``z`` of
+    ``x = x0 + T z`` (a preconditioner); either way it stops as soon as an
+    evaluated point has a max-abs gradient in ``x`` of at most ``tol``.
+    """
     best = [x0.clone(), math.inf, math.inf]  # point, loss, max-abs gradient there
+    best_z = x0.new_zeros(x0.shape) if transform is not None else x0.clone()
     used = 0
     for attempt in range(resumes + 1):
-        x = best[0].clone().requires_grad_(True)
+        z = best_z.clone().requires_grad_(True)
         optimizer = torch.optim.LBFGS(
-            [x], lr=1.0, max_iter=max_iter - used, max_eval=2 * max_iter, tolerance_grad=tol, tolerance_change=1e-14,
+            [z], lr=1.0, max_iter=max_iter - used, max_eval=2 * max_iter, tolerance_grad=0.0, tolerance_change=1e-14,
             history_size=50, line_search_fn="strong_wolfe",
         )
 
         def closure() -> torch.Tensor:
+            nonlocal best_z
             optimizer.zero_grad()
+            point = z.detach().clone() if transform is None else x0 + transform @ z.detach()  # z moves in place later
+            x = point.clone().requires_grad_(True)
             loss = _evaluate(loss_fn, x)
             loss.backward()
             if not bool(torch.isfinite(x.grad).all()):
                 raise _NonFinite("gradient")
-            value = float(loss.detach())
+            z.grad = x.grad if transform is None else transform.mT @ x.grad
+            value, slope = float(loss.detach()), float(x.grad.abs().max())
             if value < best[1]:
-                best[0], best[1], best[2] = x.detach().clone(), value, float(x.grad.abs().max())
+                best[0], best[1], best[2], best_z = point, value, slope, z.detach().clone()
             bar.update(1)
             bar.set_postfix(loss=f"{value:.6g}", refresh=False)
-            return loss
+            if slope <= tol:
+                raise _Converged
+            return loss.detach()
 
         try:
             optimizer.step(closure)
+        except _Converged:
+            used += int(optimizer.state[z].get("n_iter", 0))
+            break
         except _NonFinite:
-            used += int(optimizer.state[x].get("n_iter", 0))
+            used += int(optimizer.state[z].get("n_iter", 0))
             if attempt == resumes or not math.isfinite(best[1]) or used >= max_iter:
                 raise
             continue
-        used += int(optimizer.state[x].get("n_iter", 0))
+        used += int(optimizer.state[z].get("n_iter", 0))
         break
     converged = best[2] <= max(10 * tol, 1e-6) or used < max_iter
     return best[0], best[1], converged, used
@@ -127,6 +149,7 @@ def minimize(
     lr: float = 0.05,
     progress_bar: bool = False,
     what: str = "the hyperparameters",
+    transforms: Sequence[torch.Tensor | None] | None = None,
 ) -> OptimizeResult:
     """Minimise ``loss_fn`` from each start and keep the best.
 
@@ -149,6 +172,12 @@ def minimize(
         Show loss evaluations and the current loss.
     what
         Named in error messages.
+    transforms
+        L-BFGS only: per start, None or a preconditioner ``T`` (``(p, p)``),
+        so that the run moves ``z`` in ``x = start + T z``; a good one is
+        the inverse square root of the Hessian of ``loss_fn`` (see
+        :func:`newton_transform`). The tolerance still applies to the
+        gradient with respect to ``x``.
 
     Raises
     ------
@@ -161,11 +190,14 @@ def minimize(
     losses: list[float] = []
     failures: list[str] = []
     bar = tqdm(total=None, disable=not progress_bar, desc=f"fit ({method})", leave=False, dynamic_ncols=True)
+    transforms = list(transforms) if transforms is not None else [None] * len(starts)
+    if len(transforms) != len(starts):
+        raise ModelSpecError(f"transforms must have one entry per start ({len(starts)}), got {len(transforms)}.")
     try:
-        for start in starts:
+        for start, transform in zip(starts, transforms):
             try:
                 if method == "lbfgs":
-                    run = _run_lbfgs(loss_fn, start, max_iter, tol, bar)
+                    run = _run_lbfgs(loss_fn, start, max_iter, tol, bar, transform)
                 else:
                     run = _run_adam(loss_fn, start, max_iter, tol, lr, bar)
             except (_NonFinite, InferenceError) as error:
@@ -183,3 +215,40 @@ def minimize(
             "set better initial values, fix the noise to a positive value, or standardise the data."
         )
     return OptimizeResult(best[0], best[1], best[2], best[3], losses)
+
+
+def newton_transform(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, step: float = 1e-4) -> torch.Tensor | None:
+    """Inverse square root ``T = H^{-1/2}`` of a forward-difference Hessian of ``loss_fn`` at ``x``.
+
+    In the coordinates ``z`` of ``x + T z`` the loss has (nearly) unit
+    curvature, so a quasi-Newton run there starts with good steps instead of
+    learning the curvature. Costs ``p + 1`` gradient evaluations for ``p``
+    parameters; eigenvalues are taken in absolute value and floored at
+    ``1e-8`` of the largest, so ``T`` exists even away from a minimum.
+
+    Returns
+    -------
+    Tensor or None
+        ``(p, p)``; None when a gradient is not finite or the loss fails
+        (:class:`~probmodels.exceptions.InferenceError`) near ``x``.
+    """
+
+    def gradient(point: torch.Tensor) -> torch.Tensor:
+        point = point.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(loss_fn(point), point)
+        return grad
+
+    try:
+        centre = gradient(x)
+        rows = [(gradient(x + step * unit) - centre) / step for unit in torch.eye(x.numel(), dtype=x.dtype, device=x.device)]
+    except InferenceError:
+        return None
+    hessian = torch.stack(rows)
+    hessian = 0.5 * (hessian + hessian.mT)
+    if not bool(torch.isfinite(hessian).all()):
+        return None
+    values, vectors = torch.linalg.eigh(hessian)
+    values = values.abs()
+    values = values.clamp_min(float(values.max()) * 1e-8 + torch.finfo(x.dtype).tiny)
+    return vectors * values.rsqrt()

@@ -11,6 +11,7 @@ points; nothing switches silently to conjugate gradients or Lanczos.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -24,7 +25,7 @@ from .bayes import GPMarginalModel
 from .hyper import NOISE, HyperSpace
 from .kernels import Kernel, make_kernel
 from .ops import GPFactor, factorize, jittered_cholesky, log_marginal_likelihood, predictive_moments
-from .optim import OPTIMIZERS, minimize
+from .optim import OPTIMIZERS, minimize, newton_transform
 from .scaling import Standardizer
 
 __all__ = ["GPRegression", "METHODS"]
@@ -87,10 +88,13 @@ class GPRegression:
         (use :class:`~probmodels.gp.sparse.SparseGPRegression`).
     warm_start_size
         With L-BFGS and more than twice this many training points, every
-        start is first optimised on a random subset of this size (each
-        evaluation costs ``(m / n)^3`` of a full one), and the full-data run
-        continues from that point, needing fewer full evaluations. None
-        starts the full-data run directly.
+        start is first optimised on a random subset of this size, then on
+        nested subsets of twice, four times... that size while they hold at
+        most half the data (each evaluation costs ``(m / n)^3`` of a full
+        one); each run is preconditioned by the (finite-difference) Hessian
+        at the previous subset's optimum, and the full-data run continues
+        from the last one, preconditioned the same way, needing far fewer
+        full evaluations. None starts the full-data run directly.
     num_samples, num_warmup, num_chains, target_accept
         NUTS settings for ``method="nuts"``.
     mcmc_options
@@ -216,19 +220,26 @@ class GPRegression:
         self.n_features_in_ = d
         self.space_ = HyperSpace(self.kernel, d, self.init, self.fixed, X)
         self.model_ = GPMarginalModel(self.space_, self.priors)
-        if self.method == "nuts":
-            draws = self._fit_nuts()
-        else:
-            draws = self._fit_optimum()
-        self._set_draws(draws)
+        self._last_full_factor: tuple[torch.Tensor, GPFactor] | None = None
+        try:
+            self._set_draws(self._fit_nuts() if self.method == "nuts" else self._fit_optimum())
+        finally:
+            del self._last_full_factor
         return self
 
     def _objective(self, vector: torch.Tensor, X: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Negative log marginal likelihood (plus log prior for ``"map"``) per point, of the training data or of ``(X, y)``."""
+        """Negative log marginal likelihood (plus log prior for ``"map"``) per point, of the training data or of ``(X, y)``.
+
+        On the training data it keeps the point and its factor, which
+        :meth:`_set_draws` reuses when the optimum is the last point evaluated.
+        """
+        full = X is None
         X = self.X_train_ if X is None else X
         y = self.y_train_ if y is None else y
         values = self.space_.unpack(vector)
-        lml, _ = log_marginal_likelihood(self.model_.covariance(values, X), y)
+        lml, factor = log_marginal_likelihood(self.model_.covariance(values, X), y)
+        if full:
+            self._last_full_factor = (vector.detach(), factor)
         if self.method == "map":
             for name, prior in self.priors.items():
                 lml = lml + prior.log_prob(values[name]).sum()
@@ -241,10 +252,10 @@ class GPRegression:
             return {k: v.unsqueeze(0) for k, v in self.space_.unpack(x0).items()}
         generator = torch.Generator(device=x0.device).manual_seed(self.seed)
         starts = [x0] + [x0 + torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device) for _ in range(self.n_restarts)]
-        starts = self._warm_starts(starts, generator)
+        starts, transforms = self._warm_starts(starts, generator)
         result = minimize(
             self._objective, starts, method=self.optimizer, max_iter=self.max_iter, tol=self.tol, lr=self.lr,
-            progress_bar=self.progress_bar, what="the GP hyperparameters",
+            progress_bar=self.progress_bar, what="the GP hyperparameters", transforms=transforms,
         )
         self.converged_, self.optimizer_result_ = result.converged, result
         if not result.converged:
@@ -256,30 +267,45 @@ class GPRegression:
             )
         return {k: v.unsqueeze(0) for k, v in self.space_.unpack(result.x).items()}
 
-    def _warm_starts(self, starts: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
-        """Each start moved to the optimum on a random subset of ``warm_start_size`` training points (large n only).
+    def _warm_starts(self, starts: list[torch.Tensor], generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+        """Each start moved to the optimum on nested random subsets, with a preconditioner for the full-data run (large n only).
 
-        The subset's objective costs ``(m / n)^3`` of the full one per evaluation,
-        and its optimum is close to the full data's, so the full-data L-BFGS run
-        that follows needs fewer (expensive) evaluations. A start whose subset
-        run fails is kept as it was.
+        The subsets have ``warm_start_size`` points, then twice as many, and
+        so on while a subset stays within half the data. On each, L-BFGS runs
+        from the previous optimum, preconditioned by the inverse square root
+        of the previous subset's (finite-difference) Hessian, and ends with
+        that Hessian on this subset. A subset objective costs ``(m / n)^3``
+        of a full one per evaluation, and its optimum and curvature are close
+        to the full data's, so the full-data run that follows needs far fewer
+        (expensive) evaluations. A start whose subset run fails keeps the
+        last point and preconditioner that worked.
+
+        Returns
+        -------
+        starts, transforms
+            The moved starts and their preconditioners (None: none).
         """
         n = self.X_train_.shape[0]
         if self.warm_start_size is None or self.optimizer != "lbfgs" or n <= 2 * self.warm_start_size:
-            return starts
-        subset = torch.randperm(n, generator=generator, device=generator.device)[: self.warm_start_size].to(self.X_train_.device)
-        X, y = self.X_train_[subset], self.y_train_[subset]
-
-        def objective(vector: torch.Tensor) -> torch.Tensor:
-            return self._objective(vector, X, y)
-
-        warm = []
+            return starts, [None] * len(starts)
+        order = torch.randperm(n, generator=generator, device=generator.device).to(self.X_train_.device)
+        sizes = [self.warm_start_size]
+        while 4 * sizes[-1] <= n:
+            sizes.append(2 * sizes[-1])
+        warm, transforms = [], []
         for start in starts:
-            try:
-                warm.append(minimize(objective, [start], method="lbfgs", max_iter=self.max_iter, tol=self.tol, what="the warm start").x)
-            except InferenceError:
-                warm.append(start)
-        return warm
+            transform = None
+            for size in sizes:
+                objective = functools.partial(self._objective, X=self.X_train_[order[:size]], y=self.y_train_[order[:size]])
+                try:
+                    start = minimize(objective, [start], method="lbfgs", max_iter=self.max_iter, tol=self.tol,
+                                     what="the warm start", transforms=[transform]).x
+                except InferenceError:
+                    break
+                transform = newton_transform(objective, start)
+            warm.append(start)
+            transforms.append(transform)
+        return warm, transforms
 
     def _fit_nuts(self) -> dict[str, torch.Tensor]:
         from ..core.mcmc import fit_mcmc
@@ -303,6 +329,11 @@ class GPRegression:
     def _set_draws(self, draws: dict[str, torch.Tensor]) -> None:
         self.draws_ = draws
         self.hyperparameters_ = {k: v.median(0).values if v.shape[0] > 1 else v[0] for k, v in draws.items()}
+        last = getattr(self, "_last_full_factor", None)
+        if last is not None and all(torch.equal(v.unsqueeze(0), draws[k]) for k, v in self.space_.unpack(last[0]).items()):
+            chol, alpha, jitter = last[1]
+            self.factor_ = GPFactor(chol.unsqueeze(0), alpha.unsqueeze(0), jitter)
+            return
         cov = self.model_.covariance(draws, self.X_train_)
         with torch.no_grad():
             self.factor_ = factorize(cov.detach(), self.y_train_, what="the training covariance")

@@ -31,6 +31,7 @@ from ..exceptions import ConvergenceWarning, InferenceError, ModelSpecError, Not
 from ._checks import as_inputs, as_targets, check_features
 from .hyper import NOISE, HyperSpace
 from .kernels import Kernel, make_kernel
+from .ops import cholesky_inverse, jittered_cholesky
 from .scaling import Standardizer
 from .variational import (
     InducingPosterior,
@@ -43,6 +44,7 @@ from .variational import (
     marginals,
     whiten,
 )
+from .whitened_gram import whitened_gram
 
 __all__ = ["SparseGPRegression", "svgp_elbo", "batch_statistics", "BatchStatistics"]
 
@@ -80,26 +82,49 @@ def batch_statistics(
 
     ``A = L^{-1} K(Z, X)`` is formed by a triangular solve and ``A A^T`` as its
     Gram matrix, so it stays positive semi-definite in floating point however
-    close the inducing inputs are (``L^{-1} K K^T L^{-T}`` would not).
+    close the inducing inputs are (``L^{-1} K K^T L^{-T}`` would not); the
+    gradient never forms ``dA`` (:func:`~probmodels.gp.whitened_gram.whitened_gram`).
     """
-    proj = whiten(kernel, values, Z, X, chol=chol)
-    A = proj.cross
-    return BatchStatistics(A @ A.transpose(-1, -2), A @ y, (y * y).sum(), proj.diag.sum(), y.shape[0])
+    outer, cross_y = whitened_gram(chol, kernel.matrix(values, Z, X), y)
+    return BatchStatistics(outer, cross_y, (y * y).sum(), kernel.diag(values, X).sum(), y.shape[0])
 
 
-def _elbo(stats: BatchStatistics, q: InducingPosterior, noise: torch.Tensor, num_data: int) -> torch.Tensor:
+class _Moments(NamedTuple):
+    """What the ELBO needs of ``q(v) = N(mean, cov)``: the mean, the covariance and ``log det cov``."""
+
+    mean: torch.Tensor
+    cov: torch.Tensor
+    log_det: torch.Tensor
+
+
+def _moments(q: InducingPosterior) -> _Moments:
+    """The :class:`_Moments` of a posterior given by its Cholesky factor (differentiable)."""
+    S = q.scale_tril
+    return _Moments(q.mean, S @ S.mT, 2.0 * torch.log(S.diagonal().abs()).sum())
+
+
+def _natural_moments(shift: torch.Tensor, precision: torch.Tensor) -> _Moments:
+    """The :class:`_Moments` of the Gaussian with natural parameters ``(shift, precision)``: one Cholesky
+    factorisation and its inverse, with no second factorisation for a ``scale_tril``."""
+    chol, _ = jittered_cholesky(precision, what="the precision of the variational posterior")
+    mean = torch.cholesky_solve(shift.unsqueeze(-1), chol).squeeze(-1)
+    return _Moments(mean, cholesky_inverse(chol), -2.0 * torch.log(chol.diagonal()).sum())
+
+
+def _elbo(stats: BatchStatistics, q: _Moments, noise: torch.Tensor, num_data: int) -> torch.Tensor:
     """``(num_data / b) sum_batch E_q log N(y_i | f_i, noise) - KL``, from the batch statistics
     (no per-point work: one training step costs ``O(b m^2)`` for ``A A^T`` and ``O(m^3)``).
 
-    ``sum (y_i - mu_i)^2 = y^T y - 2 m^T A y + m^T A A^T m`` and
-    ``sum var_i = tr K - tr(A A^T) + tr(S^T A A^T S)``.
+    ``sum (y_i - mu_i)^2 = y^T y - 2 m^T A y + m^T A A^T m``,
+    ``sum var_i = tr K - tr(A A^T) + tr(A A^T cov)`` and
+    ``KL = (tr cov + |m|^2 - dim - log det cov) / 2``.
     """
-    mean, S = q.mean, q.scale_tril
-    outer = stats.cross_outer
+    mean, cov, outer = q.mean, q.cov, stats.cross_outer
     squares = stats.yy - 2.0 * (mean * stats.cross_y).sum() + mean @ outer @ mean
-    variances = stats.trace_k - outer.diagonal().sum() + (S * (outer @ S)).sum()
+    variances = stats.trace_k - outer.diagonal().sum() + (outer * cov).sum()
     ell = -0.5 * stats.size * torch.log(2.0 * math.pi * noise) - 0.5 * (squares + variances) / noise
-    return num_data / stats.size * ell - kl_divergence(q)
+    kl = 0.5 * (cov.diagonal().sum() + (mean * mean).sum() - mean.shape[-1] - q.log_det)
+    return num_data / stats.size * ell - kl
 
 
 def svgp_elbo(
@@ -128,7 +153,7 @@ def svgp_elbo(
         Added to the diagonal of ``K(Z, Z)``, relative to its mean diagonal.
     """
     chol = inducing_cholesky(kernel, values, Z, jitter=jitter)
-    return _elbo(batch_statistics(kernel, values, chol, Z, X, y), q, values[NOISE], num_data)
+    return _elbo(batch_statistics(kernel, values, chol, Z, X, y), _moments(q), values[NOISE], num_data)
 
 
 def _chunks(n: int, size: int = _CHUNK) -> Iterator[slice]:
@@ -327,10 +352,11 @@ class SparseGPRegression:
                     step += 1
                     index = order[start : start + batch]
                     try:
-                        with torch.no_grad():
-                            q = from_natural(shift, precision) if self.natural_gradient else None
-                        if q is None:
-                            q = InducingPosterior(q_mean, _lower(q_raw))
+                        if self.natural_gradient:
+                            with torch.no_grad():
+                                q = _natural_moments(shift, precision)
+                        else:
+                            q = _moments(InducingPosterior(q_mean, _lower(q_raw)))
                         values = self.space_.unpack(log_hyper)
                         chol = inducing_cholesky(self.kernel, values, Z, jitter=self.jitter)
                         stats = batch_statistics(self.kernel, values, chol, Z, X[index], y[index])

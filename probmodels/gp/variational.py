@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..exceptions import ModelSpecError
+from .cpu_blas import solve_lower
 from .kernels import Kernel
 from .ops import jittered_cholesky
 
@@ -135,7 +136,11 @@ def whiten(
     """
     if chol is None:
         chol = inducing_cholesky(kernel, values, Z, jitter=jitter, what=what)
-    cross = torch.linalg.solve_triangular(chol, kernel.matrix(values, Z, X), upper=False)
+    kzx = kernel.matrix(values, Z, X)
+    if torch.is_grad_enabled() and (chol.requires_grad or kzx.requires_grad):
+        cross = torch.linalg.solve_triangular(chol, kzx, upper=False)
+    else:
+        cross = solve_lower(chol, kzx)  # no graph needed: SciPy's BLAS on the CPU
     return Projection(chol, cross, kernel.diag(values, X))
 
 

@@ -184,21 +184,41 @@ def test_follows_float32_data_and_keeps_float64_otherwise():
 def test_subset_warm_start_reaches_the_same_optimum_with_fewer_full_evaluations(monkeypatch):
     """Above 2 x warm_start_size points every start is first optimised on a subset; the full-data optimum is unchanged."""
     X, y = _data(900, 2, seed=4)
-    full_sizes = []
+    full_sizes, subset_sizes = [], []
     original = GPRegression._objective
 
     def counted(self, vector, X=None, y=None):
         full_sizes.append(X is None)
+        if X is not None:
+            subset_sizes.append(X.shape[0])
         return original(self, vector, X, y)
 
     monkeypatch.setattr(GPRegression, "_objective", counted)
     direct = GPRegression("rbf", ard=True, warm_start_size=None).fit(X, y)
     direct_full = sum(full_sizes)
     full_sizes.clear()
+    subset_sizes.clear()
     warm = GPRegression("rbf", ard=True, warm_start_size=200).fit(X, y)
     assert not all(full_sizes) and sum(full_sizes) < direct_full
+    assert sorted(set(subset_sizes)) == [200, 400]  # nested subsets, doubling while within half the data
     assert direct.converged_ and warm.converged_
     assert warm.log_marginal_likelihood() / 900 == pytest.approx(direct.log_marginal_likelihood() / 900, abs=1e-8)
     full_sizes.clear()
     GPRegression("rbf", warm_start_size=500).fit(X, y)
     assert all(full_sizes)  # 900 <= 2 x 500: no warm start
+
+
+def test_the_training_factor_reused_from_the_optimiser_equals_a_fresh_factorisation(monkeypatch):
+    import probmodels.gp.regression as regression
+
+    refactorised = []
+    original = regression.factorize
+    monkeypatch.setattr(regression, "factorize", lambda *a, **k: refactorised.append(1) or original(*a, **k))
+    X, y = _data(120, 2, seed=6)
+    gp = GPRegression("matern32", ard=True).fit(X, y)
+    assert not refactorised  # the optimum was the last point evaluated, so its factor was kept
+    cov = gp.model_.covariance(gp.draws_, gp.X_train_)
+    fresh = torch.linalg.cholesky(cov)
+    torch.testing.assert_close(gp.factor.chol, fresh, rtol=0, atol=1e-12)
+    torch.testing.assert_close(gp.factor.alpha, torch.cholesky_solve(gp.y_train_[None, :, None], fresh)[..., 0], rtol=1e-10, atol=1e-12)
+    assert gp.factor.chol.shape == (1, 120, 120) and not hasattr(gp, "_last_full_factor")
