@@ -261,7 +261,14 @@ def fit_svi(
             progress_bar=progress_bar, generator=generator, checkpoint=plan, callback=callback, parallel=parallel, loss=loss,
         )
         if guide == "laplace":
-            guide_fn = guide_fn.laplace_approximation(*args, **kwargs)
+            try:
+                guide_fn = guide_fn.laplace_approximation(*args, **kwargs)
+            except torch.linalg.LinAlgError:
+                raise InferenceError(
+                    "guide='laplace': the Hessian of the loss at the fitted mode is not positive definite (a saddle, a "
+                    "maximum, or a degenerate mode), so there is no Gaussian to build there; fit longer (num_steps, tol) or "
+                    "use guide='normal' or 'lowrank'."
+                ) from None
         draws = _sample_guide(guide_fn, args, kwargs, info, 1 if is_delta else num_samples)
     elapsed = time.perf_counter() - started
     if not converged and tol > 0:

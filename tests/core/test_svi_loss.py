@@ -45,3 +45,17 @@ def test_bad_loss_is_refused_with_the_argument_named():
         fit_svi(_model, y, loss="trace_elbo", num_steps=5, progress_bar=False)
     with pytest.raises(ModelSpecError, match="num_particles=4 conflicts with loss="):
         fit_svi(_model, y, loss=Trace_ELBO(), num_particles=4, num_steps=5, progress_bar=False)
+
+
+def test_laplace_guide_at_a_saddle_names_the_problem():
+    from probmodels import InferenceError
+
+    def improper(y=None):
+        x = pyro.sample("x", dist.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0))
+        pyro.factor("bowl", x**2)  # log density +x^2 / 2: the start at 0 is a maximum of the loss
+        with pyro.plate("data", 3):
+            pyro.sample("y", dist.Normal(0.0, 1.0), obs=y)
+
+    y = torch.zeros(3, dtype=torch.float64)
+    with pytest.raises(InferenceError, match="guide='laplace'.*not positive definite"):
+        fit_svi(improper, y, guide="laplace", num_steps=1, tol=0.0, progress_bar=False)
