@@ -108,3 +108,28 @@ def as_binary_labels(y: Any, n: int, name: str = "y") -> tuple[np.ndarray, np.nd
             f"({classes[:5].tolist()}{' ...' if classes.shape[0] > 5 else ''}); encode the outcome as two labels such as 0 and 1."
         )
     return codes.reshape(-1), classes
+
+
+def check_noise_free_repeats(X: torch.Tensor, y: torch.Tensor) -> None:
+    """With the noise fixed at 0, inputs that repeat must repeat their targets too.
+
+    Raises
+    ------
+    DataError
+        Two equal rows of ``X`` with different targets: a noise-free GP gives
+        such data likelihood 0 (a log marginal likelihood of ``-inf``), at
+        every value of the kernel's hyperparameters.
+    """
+    _, group = torch.unique(X, dim=0, return_inverse=True)
+    first = torch.full((int(group.max()) + 1,), X.shape[0], dtype=torch.long, device=X.device)
+    first = first.scatter_reduce(0, group, torch.arange(X.shape[0], device=X.device), reduce="amin")
+    reference = y[first[group]]
+    differs = (y - reference).abs() > 1e-8 * (1.0 + reference.abs())
+    if bool(differs.any()):
+        j = int(torch.nonzero(differs)[0])
+        i = int(first[group[j]])
+        raise DataError(
+            f"the noise is fixed at 0, but X repeats row {i} at row {j} with a different target (y[{i}] = {float(y[i]):.6g}, "
+            f"y[{j}] = {float(y[j]):.6g}): a noise-free GP gives these data likelihood 0. Fix the noise to a positive value "
+            "(or learn it), or average the repeated rows."
+        )

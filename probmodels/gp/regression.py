@@ -20,7 +20,7 @@ from torch.distributions import Distribution
 
 from .._validation import check_non_negative_int, check_positive_int
 from ..exceptions import ConvergenceWarning, InferenceError, ModelSpecError, NotFittedError
-from ._checks import as_inputs, as_targets, check_features
+from ._checks import as_inputs, as_targets, check_features, check_noise_free_repeats
 from .bayes import GPMarginalModel
 from .hyper import NOISE, HyperSpace
 from .kernels import Kernel, make_kernel
@@ -201,7 +201,8 @@ class GPRegression:
         Raises
         ------
         DataError, ShapeError
-            Non-finite values, mismatched lengths.
+            Non-finite values, mismatched lengths; with the noise fixed at 0,
+            repeated inputs with different targets.
         ModelSpecError
             Bad hyperparameter values or names, or more than ``max_exact_size`` points.
         InferenceError
@@ -219,6 +220,8 @@ class GPRegression:
         self.X_train_, self.y_train_ = self.scaler_.inputs(X), self.scaler_.targets(y)
         self.n_features_in_ = d
         self.space_ = HyperSpace(self.kernel, d, self.init, self.fixed, X)
+        if NOISE in self.fixed and NOISE in self.init and float(self.init[NOISE]) == 0:  # a valid number: HyperSpace checked it
+            check_noise_free_repeats(X, y)
         self.model_ = GPMarginalModel(self.space_, self.priors)
         self._last_full_factor: tuple[torch.Tensor, GPFactor] | None = None
         try:
