@@ -7,6 +7,7 @@ warmup, draws, target acceptance 0.8, diagonal mass matrix, maximum tree depth
 * ``probmodels``: ``probmodels.fit_mcmc(kernel="nuts")``, all chains as one batch,
   end to end from an empty TorchInductor cache (compiling its graphs from
   scratch), then again (``probmodels (cached)``) loading them from the cache;
+* ``probmodels-script``: the same with ``compile="script"`` (TorchScript);
 * ``pyro`` / ``pyro-jit``: Pyro's ``MCMC(NUTS(model))``, one chain per call,
   chains one after another (optionally with ``jit_compile=True``);
 * ``numpyro-sequential`` / ``numpyro-vectorized``: NumPyro's NUTS on NumPyro
@@ -68,7 +69,7 @@ import probmodels  # noqa: E402
 from probmodels.exceptions import ConvergenceWarning  # noqa: E402
 
 NUTS_PACKAGES = ("torch", "pyro-ppl", "numpyro", "jax", "jaxlib", "arviz", "numpy")
-ENGINES = ("probmodels", "pyro", "pyro-jit", "numpyro-sequential", "numpyro-vectorized")
+ENGINES = ("probmodels", "probmodels-script", "pyro", "pyro-jit", "numpyro-sequential", "numpyro-vectorized")
 ENGINE_ALIASES = {"numpyro": ("numpyro-sequential", "numpyro-vectorized")}
 
 
@@ -236,6 +237,25 @@ def run_probmodels(case, bench, settings, seed):
     return runs
 
 
+def run_probmodels_script(case, bench, settings, seed):
+    """Run ``probmodels.fit_mcmc(kernel="nuts", compile="script")`` once (TorchScript compiles in about a
+    second, so the run needs no cache to be quick to start).
+
+    Parameters and returns as in `run_probmodels`.
+    """
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        posterior = probmodels.fit_mcmc(
+            case.model, *case.args, model_kwargs=case.kwargs, kernel="nuts", dense_mass=False,
+            seed=seed, progress_bar=False, compile="script", **settings,
+        )
+    wall = time.perf_counter() - started
+    stats = posterior.sample_stats
+    draws = {name: posterior.draws[name].numpy() for name in bench.latents}
+    return [Run("probmodels-script", seed, draws, wall, int(stats["n_steps"].sum()), int(stats["diverging"].sum()))]
+
+
 def run_pyro(case, bench, settings, seed, jit_compile=False):
     """Run Pyro's NUTS chain after chain, with validation off.
 
@@ -323,6 +343,7 @@ def run_numpyro(case, bench, settings, seed, chain_method):
 
 RUNNERS = {
     "probmodels": run_probmodels,
+    "probmodels-script": run_probmodels_script,
     "pyro": run_pyro,
     "pyro-jit": functools.partial(run_pyro, jit_compile=True),
     "numpyro-sequential": functools.partial(run_numpyro, chain_method="sequential"),
