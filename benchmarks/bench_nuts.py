@@ -195,6 +195,21 @@ class _PyroLeapfrogCounter:
         self._at_last_hook = self.steps
 
 
+def _timed_probmodels_run(label, case, bench, settings, seed, **options):
+    """One timed ``probmodels.fit_mcmc(kernel="nuts", **options)`` run as a `Run` row named ``label``."""
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        posterior = probmodels.fit_mcmc(
+            case.model, *case.args, model_kwargs=case.kwargs, kernel="nuts", dense_mass=False,
+            seed=seed, progress_bar=False, **settings, **options,
+        )
+    wall = time.perf_counter() - started
+    stats = posterior.sample_stats
+    draws = {name: posterior.draws[name].numpy() for name in bench.latents}
+    return Run(label, seed, draws, wall, int(stats["n_steps"].sum()), int(stats["diverging"].sum()))
+
+
 def run_probmodels(case, bench, settings, seed):
     """Run ``probmodels.fit_mcmc(kernel="nuts")`` twice.
 
@@ -220,21 +235,11 @@ def run_probmodels(case, bench, settings, seed):
     -------
     list of Run
     """
-    runs = []
     with tempfile.TemporaryDirectory(prefix="probmodels-inductor-") as cache, mock.patch.dict(os.environ, {"TORCHINDUCTOR_CACHE_DIR": cache}):
-        for label, run_seed in (("probmodels", seed), ("probmodels (cached)", seed + 1)):
-            started = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                posterior = probmodels.fit_mcmc(
-                    case.model, *case.args, model_kwargs=case.kwargs, kernel="nuts", dense_mass=False,
-                    seed=run_seed, progress_bar=False, **settings,
-                )
-            wall = time.perf_counter() - started
-            stats = posterior.sample_stats
-            draws = {name: posterior.draws[name].numpy() for name in bench.latents}
-            runs.append(Run(label, run_seed, draws, wall, int(stats["n_steps"].sum()), int(stats["diverging"].sum())))
-    return runs
+        return [
+            _timed_probmodels_run(label, case, bench, settings, run_seed)
+            for label, run_seed in (("probmodels", seed), ("probmodels (cached)", seed + 1))
+        ]
 
 
 def run_probmodels_script(case, bench, settings, seed):
@@ -243,17 +248,7 @@ def run_probmodels_script(case, bench, settings, seed):
 
     Parameters and returns as in `run_probmodels`.
     """
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        posterior = probmodels.fit_mcmc(
-            case.model, *case.args, model_kwargs=case.kwargs, kernel="nuts", dense_mass=False,
-            seed=seed, progress_bar=False, compile="script", **settings,
-        )
-    wall = time.perf_counter() - started
-    stats = posterior.sample_stats
-    draws = {name: posterior.draws[name].numpy() for name in bench.latents}
-    return [Run("probmodels-script", seed, draws, wall, int(stats["n_steps"].sum()), int(stats["diverging"].sum()))]
+    return [_timed_probmodels_run("probmodels-script", case, bench, settings, seed, compile="script")]
 
 
 def run_pyro(case, bench, settings, seed, jit_compile=False):
