@@ -14,6 +14,13 @@ eager), and the graph is compiled by one of two backends:
     loads it instead of compiling again. The generated wrapper skips
     Inductor's per-call size, stride and alignment checks of the inputs: the
     sampler always calls a graph with inputs shaped like the example ones.
+    On a CPU, a graph whose tensors all have fewer than
+    :data:`VECTORIZE_MIN_ELEMENTS` elements is compiled to scalar loops:
+    generating SIMD code took half of the compile time (blr, 4 chains: 9 s of
+    CPU instead of 18 s) and ran no faster on such tensors, while a
+    ``(256, 100)`` intermediate ran 27 % faster vectorised. On a machine with
+    at most two CPUs the kernels compile one after another in the process
+    (a pool of compile workers first spends seconds importing torch in each).
 ``"script"``
     TorchScript: compiles in a fraction of a second, then interprets the
     graph operation by operation.
@@ -24,6 +31,7 @@ example inputs (:func:`outputs_agree`).
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Callable, Sequence
 
@@ -32,6 +40,9 @@ import torch
 __all__ = ["BACKENDS", "trace_graph", "compile_graph", "outputs_agree"]
 
 BACKENDS = ("inductor", "script")
+
+VECTORIZE_MIN_ELEMENTS = 4096
+"""Inductor generates SIMD code for a CPU graph only when one of its tensors has at least this many elements."""
 
 Graph = Callable[..., tuple[torch.Tensor, ...]]
 
@@ -91,9 +102,21 @@ def _compile_inductor(graph: torch.fx.GraphModule, args: Sequence[torch.Tensor])
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
-    with inductor_config.patch(size_asserts=False, alignment_asserts=False), tracing(TracingContext(FakeTensorMode(shape_env=ShapeEnv()))):
+    options = {"size_asserts": False, "alignment_asserts": False}
+    if all(a.device.type == "cpu" for a in args):
+        if _largest_tensor(graph) < VECTORIZE_MIN_ELEMENTS:
+            options["cpp.simdlen"] = 1
+        if (os.cpu_count() or 1) <= 2:
+            options["compile_threads"] = 1
+    with inductor_config.patch(options), tracing(TracingContext(FakeTensorMode(shape_env=ShapeEnv()))):
         compiled = compile_fx(graph, args)
     return lambda *inputs: tuple(compiled(*inputs))
+
+
+def _largest_tensor(graph: torch.fx.GraphModule) -> int:
+    """The number of elements of the largest tensor in a traced graph (inputs, captured data and intermediates)."""
+    values = (node.meta.get("val") for node in graph.graph.nodes)
+    return max((v.numel() for v in values if isinstance(v, torch.Tensor)), default=0)
 
 
 def outputs_agree(got: Sequence[torch.Tensor], want: Sequence[torch.Tensor], scale: float = 1.0) -> bool:

@@ -7,7 +7,7 @@ import torch
 
 import probmodels as pm
 from probmodels.core.density import FunctionDensity, LogDensity, without_validation
-from probmodels.core.graph import outputs_agree
+from probmodels.core.graph import VECTORIZE_MIN_ELEMENTS, _largest_tensor, compile_graph, outputs_agree, trace_graph
 from probmodels.core.nuts import ChainState, Metric, NUTSKernel, Subtree
 from probmodels.core.protocol import inspect_model
 from probmodels.datasets import eight_schools
@@ -82,3 +82,22 @@ def test_float32_agreement_allows_for_the_rounding_of_large_energies():
     assert outputs_agree(got, want, scale=600.0)
     assert not outputs_agree((torch.tensor([0.1, -3.0], dtype=f32), want[1]), want, scale=600.0)
     assert not outputs_agree((got[0], torch.tensor([1, 3])), want, scale=600.0)
+
+
+@pytest.mark.parametrize("rows", [10, 100])
+def test_inductor_graphs_with_and_without_simd_code_equal_eager(rows):
+    # 10 x 50 data compile to scalar loops, 100 x 50 (above the threshold) to SIMD code.
+    data = torch.randn(rows, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+    def fn(beta):
+        eta = beta @ data.T
+        return torch.tanh(eta).sum(-1), torch.nn.functional.softplus(eta).amax(-1)
+
+    beta = torch.randn(4, 50, dtype=torch.float64)
+    graph = trace_graph(fn, [beta])
+    assert _largest_tensor(graph) == rows * 50
+    assert (_largest_tensor(graph) >= VECTORIZE_MIN_ELEMENTS) == (rows == 100)
+    compiled = compile_graph(graph, [beta], "inductor")
+    for _ in range(3):
+        beta = torch.randn(4, 50, dtype=torch.float64)
+        assert outputs_agree(compiled(beta), fn(beta))
