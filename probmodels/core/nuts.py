@@ -38,7 +38,7 @@ from typing import Callable, NamedTuple, Protocol, Sequence
 
 import torch
 
-from .graph import compile_graph, outputs_agree, trace_graph
+from .graph import compile_graph, outputs_agree
 from .metric import Metric, kinetic_energy, velocity
 
 __all__ = [
@@ -428,13 +428,12 @@ class NUTSKernel:
         inverse_mass, step, energy0, tree, uniform, write, check = example = self._example(state, metric, generator)
         args = (inverse_mass, step, energy0, uniform, write, check, *tree)
         try:
-            graph = trace_graph(flat_leaf, args)
             want = tuple(self._eager_leaf(*example))
         except Exception:
             return None
         scale = _energy_scale(energy0)
         for backend in backends:
-            compiled = _compile_checked(graph, args, want, backend, scale)
+            compiled = _compile_checked(flat_leaf, args, want, backend, scale)
             if compiled is not None:
                 self._compiled = compiled
                 self._compile_advance(state, metric, Subtree(*want), generator, backend, scale)
@@ -460,11 +459,10 @@ class NUTSKernel:
 
         args = (metric.inverse_mass, step_size, go_right, uniforms[0], uniforms[1], *traj, *tree)
         try:
-            graph = trace_graph(flat_advance, args)
             want = flat_advance(*args)
         except Exception:
             return
-        self._compiled_advance = _compile_checked(graph, args, want, backend, scale)
+        self._compiled_advance = _compile_checked(flat_advance, args, want, backend, scale)
 
     def _example(self, state: ChainState, metric: Metric, generator: torch.Generator | None):
         """A realistic leaf: a subtree started at ``state`` with fresh momenta."""
@@ -576,11 +574,11 @@ def _energy_scale(energy: torch.Tensor) -> float:
     return max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
 
 
-def _compile_checked(graph, args, want, backend: str, scale: float):
-    """The graph compiled by ``backend`` when that works and reproduces ``want``
+def _compile_checked(fn, args, want, backend: str, scale: float):
+    """``fn`` compiled by ``backend`` when that works and reproduces ``want``
     (to a tolerance times ``scale``, see :func:`~probmodels.core.graph.outputs_agree`); else None."""
     try:
-        compiled = compile_graph(graph, args, backend)
+        compiled = compile_graph(fn, args, backend)
         agree = outputs_agree(compiled(*args), want, scale)
     except Exception:
         return None
