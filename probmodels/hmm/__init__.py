@@ -2,7 +2,10 @@
 
 :mod:`probmodels.hmm.ops` holds the exact algorithms (forward, backward,
 smoothing, Viterbi, posterior and prior sampling of state paths) as pure tensor
-functions in log space. :mod:`probmodels.hmm.model` builds models on them:
+functions in log space; on a CPU in float64 they run in native C kernels
+(:mod:`probmodels.hmm.native`, compiled on first use), which
+:mod:`probmodels.hmm.linear_emission` also runs on emissions computed from
+features. :mod:`probmodels.hmm.model` builds models on them:
 :class:`GaussianHMM`, :class:`CategoricalHMM`, :class:`PoissonHMM` and
 :class:`HMM` (any emission distribution), fitted by Baum-Welch
 (:mod:`probmodels.hmm.em`) or through the inference core, and

@@ -1,7 +1,9 @@
 """Baum-Welch (EM) for hidden Markov models on the exact algorithms of :mod:`~probmodels.hmm.ops`.
 
 The E-step is :func:`~probmodels.hmm.ops.posterior_marginals` with
-``transition_counts=True`` over a padded batch of sequences; the M-step updates the
+``transition_counts=True`` over a padded batch of sequences (through
+:mod:`~probmodels.hmm.linear_emission`, so that Gaussian emissions with diagonal
+covariances are computed inside the native kernels); the M-step updates the
 initial and transition probabilities as hmmlearn does (the mode under
 Dirichlet priors: ``max(prior - 1 + expected counts, 0)`` normalised) and the
 emission parameters by the family's M-step (:mod:`~probmodels.hmm.emissions`).
@@ -26,13 +28,15 @@ import torch
 from torch.distributions import Transform
 
 from ..exceptions import ConvergenceWarning, DataError, InferenceError, ShapeError
-from . import ops
+from . import linear_emission
+from .linear_emission import LinearEmission
 
 if TYPE_CHECKING:
     from .emissions import Emission
 
 __all__ = [
-    "SequenceData", "EMMonitor", "as_observations", "pad_sequences", "log_terms", "em_step", "baum_welch", "fit_em",
+    "SequenceData", "EMMonitor", "as_observations", "pad_sequences", "log_terms", "emission_terms", "em_step",
+    "baum_welch", "fit_em",
     "kmeans_plus_plus", "dirichlet_log_prior", "dirichlet_map", "gaussian_m_step", "categorical_m_step",
     "poisson_m_step", "numerical_m_step", "Params", "ParamMap",
 ]
@@ -69,8 +73,8 @@ def as_observations(X: Any) -> torch.Tensor:
             "one feature with X.reshape(-1, 1), and concatenate sequences along axis 0 with lengths."
         )
     tensor = tensor.to(torch.float64)
-    bad = ~torch.isfinite(tensor)
-    if bool(bad.any()):
+    if not bool(torch.isfinite(tensor).all()):
+        bad = ~torch.isfinite(tensor)
         rows = bad.any(-1).nonzero()[:5, 0].tolist()
         raise DataError(
             f"X contains {int(bad.sum())} NaN or infinite value(s), first in rows {rows}; remove or impute them."
@@ -88,10 +92,11 @@ def pad_sequences(X: torch.Tensor, lengths: Any) -> SequenceData:
     """
     sizes = _check_lengths(lengths, X.shape[0])
     steps = int(sizes.max())
+    if (sizes == steps).all():  # (numpy: a microsecond)
+        mask = torch.ones(len(sizes), steps, dtype=torch.bool, device=X.device)
+        return SequenceData(X.reshape(len(sizes), steps, X.shape[1]), None, mask)
     size_t = torch.as_tensor(sizes, device=X.device)
     mask = torch.arange(steps, device=X.device) < size_t.unsqueeze(-1)
-    if bool((size_t == steps).all()):
-        return SequenceData(X.reshape(len(sizes), steps, X.shape[1]), None, mask)
     x = X[0].expand(len(sizes), steps, X.shape[1]).clone()
     x[mask] = X
     return SequenceData(x, size_t, mask)
@@ -178,6 +183,17 @@ def log_terms(
     return params["startprob"].log(), params["transmat"].log(), log_emit
 
 
+def emission_terms(
+    family: "Emission", params: ParamMap, data: SequenceData
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | LinearEmission]:
+    """:func:`log_terms`, with the emissions as a :class:`~probmodels.hmm.linear_emission.LinearEmission`
+    where the family has one (for the functions of :mod:`~probmodels.hmm.linear_emission`)."""
+    linear = family.linear_emission(params, data.x)
+    if linear is None:
+        return log_terms(family, params, data.x, data.mask)
+    return params["startprob"].log(), params["transmat"].log(), linear
+
+
 def em_step(
     family: "Emission",
     data: SequenceData,
@@ -215,8 +231,7 @@ def em_step(
     InferenceError
         When the data are impossible under ``params`` (log-likelihood ``-inf``).
     """
-    log_init, log_trans, log_emit = log_terms(family, params, data.x, data.mask)
-    post = ops.posterior_marginals(log_init, log_trans, log_emit, data.lengths, transition_counts=True)
+    post = linear_emission.posterior_marginals(*emission_terms(family, params, data), data.lengths, transition_counts=True)
     log_likelihood = float(post.log_likelihood.sum())
     if not math.isfinite(log_likelihood):
         bad = (~torch.isfinite(post.log_likelihood)).nonzero()[:5, 0].tolist()

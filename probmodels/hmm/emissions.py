@@ -27,6 +27,7 @@ from .em import (
     ParamMap, Params, categorical_m_step, dirichlet_log_prior, gaussian_m_step, kmeans_plus_plus, log_terms,
     numerical_m_step, poisson_m_step,
 )
+from .linear_emission import LinearEmission
 
 __all__ = [
     "Emission", "GaussianEmission", "CategoricalEmission", "PoissonEmission", "CustomEmission", "HMMProgram",
@@ -109,6 +110,11 @@ class Emission(ABC):
                     )
                 raise ShapeError(f"{name}_ must have shape {expected} for {n_states} states, got {shape}; set it to that shape.")
 
+    def linear_emission(self, params: ParamMap, x: torch.Tensor) -> LinearEmission | None:
+        """:meth:`log_emit` as a :class:`~probmodels.hmm.linear_emission.LinearEmission` of ``x`` ``(N, T, D)``
+        when it is linear in a few features of ``x`` (one parameter set, no gradient needed); None otherwise."""
+        return None
+
     def log_emit(self, params: ParamMap, x: torch.Tensor) -> torch.Tensor:
         """``log p(x_nt | z = k)``: ``(..., N, T, K)`` for parameters ``(..., K, *shape)``."""
         shifted = {name: params[name].unsqueeze(-2 - self.param_ndim[name]) for name in self.letters if name in params}
@@ -185,6 +191,11 @@ class GaussianEmission(Emission):
             return dist.Normal(params["means"], params["covars"].sqrt()).to_event(1)
         return dist.MultivariateNormal(params["means"], covariance_matrix=params["covars"])
 
+    def linear_emission(self, params: ParamMap, x: torch.Tensor) -> LinearEmission | None:
+        """Diagonal covariances: ``[y**2, y] @ [-1 / (2 covars), m / covars] + const`` (see :meth:`log_emit`)."""
+        terms = self._quadratic_form(params, x)
+        return None if terms is None or terms.weights.dim() != 2 else terms
+
     def log_emit(self, params: ParamMap, x: torch.Tensor) -> torch.Tensor:
         """``log p(x_nt | z = k)`` ``(..., N, T, K)``; diagonal covariances without gradients by one matrix product.
 
@@ -194,15 +205,29 @@ class GaussianEmission(Emission):
         pass over the ``(N, T, K)`` output instead of the five of a broadcast
         ``Normal.log_prob``.
         """
+        terms = self._quadratic_form(params, x)
+        if terms is None:
+            return super().log_emit(params, x)
+        if terms.weights.dim() == 2:  # one parameter set: a single fused multiply-add pass over the output
+            return terms.log_emit()
+        return torch.matmul(terms.features, terms.weights).add_(terms.bias.unsqueeze(-2))
+
+    def _quadratic_form(self, params: ParamMap, x: torch.Tensor) -> LinearEmission | None:
+        """The features ``[y**2, y]``, weights ``(..., 2D, K)`` and constants ``(..., K)`` of :meth:`log_emit`,
+        or None for full covariances, missing parameters or when a gradient is needed."""
         means, covars = params.get("means"), params.get("covars")
         needs_grad = torch.is_grad_enabled() and any(p is not None and p.requires_grad for p in (means, covars))
         if self.covariance_type != "diag" or means is None or covars is None or needs_grad:
-            return super().log_emit(params, x)
-        centre = x.reshape(-1, x.shape[-1]).mean(0)
-        y, m, precision = x - centre, means - centre, 1 / covars
+            return None
+        dims = x.shape[-1]
+        centre = x.reshape(-1, dims).mean(0)
+        features = x.new_empty(x.shape[:-1] + (2 * dims,))  # [y**2, y], written in place
+        y = torch.sub(x, centre, out=features[..., dims:])
+        torch.mul(y, y, out=features[..., :dims])
+        m, precision = means - centre, 1 / covars
         weights = torch.cat([-0.5 * precision, m * precision], -1).transpose(-1, -2)  # (..., 2D, K)
         const = -0.5 * (m**2 * precision + torch.log(2 * math.pi * covars)).sum(-1)  # (..., K)
-        return torch.matmul(torch.cat([y * y, y], -1), weights).add_(const.unsqueeze(-2))
+        return LinearEmission(features, weights, const)
 
     def initialize(self, X: torch.Tensor, n_states: int, generator: torch.Generator) -> Params:
         means = kmeans_plus_plus(X, n_states, generator)

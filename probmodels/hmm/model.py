@@ -2,7 +2,10 @@
 
 ``X`` is an ``(n_samples, n_features)`` array holding one or several sequences
 one after another, and ``lengths`` their lengths (hmmlearn's convention);
-internally they are padded to one batch for :mod:`~probmodels.hmm.ops`.
+internally they are padded to one batch for :mod:`~probmodels.hmm.ops`. On a
+CPU the exact algorithms run in native kernels (see ``"auto"`` there), which
+compute Gaussian emissions with diagonal covariances step by step
+(:mod:`~probmodels.hmm.linear_emission`).
 ``fit(method="em")`` runs Baum-Welch (:mod:`~probmodels.hmm.em`) and records
 convergence in ``monitor_``; ``"nuts"``, ``"svi"`` and ``"map"`` (SVI's
 ``"delta"`` guide) fit the Bayesian HMM (:class:`~probmodels.hmm.emissions.HMMProgram`)
@@ -26,8 +29,8 @@ from ..core.mcmc import fit_mcmc
 from ..core.posterior import Posterior
 from ..core.svi import fit_svi
 from ..exceptions import ModelSpecError, ShapeError
-from . import ops
-from .em import EMMonitor, ParamMap, Params, SequenceData, as_observations, fit_em, log_terms, pad_sequences
+from . import linear_emission, ops
+from .em import EMMonitor, ParamMap, Params, SequenceData, as_observations, emission_terms, fit_em, log_terms, pad_sequences
 from .emissions import CategoricalEmission, CustomEmission, Emission, GaussianEmission, HMMProgram, PoissonEmission
 
 if TYPE_CHECKING:
@@ -194,18 +197,18 @@ class HMM:
     def score(self, X: Any, lengths: Any = None) -> float:
         """Total log-likelihood ``log p(X)`` of all sequences at the fitted parameters."""
         data, terms = self._inputs(X, lengths)
-        return float(ops.log_likelihood(*terms, data.lengths).sum())
+        return float(linear_emission.log_likelihood(*terms, data.lengths).sum())
 
     def score_samples(self, X: Any, lengths: Any = None) -> tuple[float, np.ndarray]:
         """Total log-likelihood and posterior state probabilities ``(n_samples, K)``, as hmmlearn."""
         data, terms = self._inputs(X, lengths)
-        post = ops.posterior_marginals(*terms, data.lengths)
+        post = linear_emission.posterior_marginals(*terms, data.lengths)
         return float(post.log_likelihood.sum()), _observed(post.marginals, data).cpu().numpy()
 
     def predict(self, X: Any, lengths: Any = None) -> np.ndarray:
         """Most probable state path (Viterbi) of each sequence, concatenated: ``(n_samples,)``."""
         data, terms = self._inputs(X, lengths)
-        return _observed(ops.viterbi(*terms, data.lengths).path, data).cpu().numpy()
+        return _observed(linear_emission.viterbi(*terms, data.lengths).path, data).cpu().numpy()
 
     def predict_proba(self, X: Any, lengths: Any = None) -> np.ndarray:
         """Posterior state probabilities ``p(z_t = k | X)``, ``(n_samples, K)``.
@@ -217,7 +220,7 @@ class HMM:
         if self.posterior_ is not None:
             params = {name: value.unsqueeze(1) for name, value in self._draw_params().items()}
             terms = log_terms(self._family, params, data.x, data.mask)
-        marginals = ops.posterior_marginals(*terms, data.lengths).marginals
+        marginals = linear_emission.posterior_marginals(*terms, data.lengths).marginals
         return _observed(marginals if marginals.dim() == 3 else marginals.mean(0), data).cpu().numpy()
 
     def sample(self, n_steps: int, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -298,10 +301,11 @@ class HMM:
             raise ModelSpecError(f"{type(self).__name__} is not fitted ({', '.join(missing)} not set); call fit(X) first.")
         return self._gather(like, {}, "", option="init_params")
 
-    def _inputs(self, X: Any, lengths: Any) -> tuple[SequenceData, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def _inputs(self, X: Any, lengths: Any) -> tuple[SequenceData, tuple[torch.Tensor, torch.Tensor, Any]]:
+        """The data, and the terms of the :mod:`~probmodels.hmm.linear_emission` functions."""
         X = self._check_X(X)
         data = pad_sequences(X, lengths)
-        return data, log_terms(self._family, self._fitted_params(X), data.x, data.mask)
+        return data, emission_terms(self._family, self._fitted_params(X), data)
 
     def _initial_params(self, X: torch.Tensor, generator: torch.Generator) -> Params:
         """EM starting values: fresh ones for the letters in ``init_params``, the attributes for the rest."""
