@@ -21,7 +21,7 @@ eager), and the graph is compiled by one of two backends:
     :data:`VECTORIZE_MIN_ELEMENTS` elements is compiled to scalar loops:
     generating SIMD code took half of the compile time (blr, 4 chains: 9 s of
     CPU instead of 18 s) and ran no faster on such tensors, while a
-    ``(256, 100)`` intermediate ran 27 % faster vectorised. On a machine with
+    ``(256, 100)`` intermediate took 19-29 % less time vectorised. On a machine with
     at most two CPUs the kernels compile one after another in the process
     (a pool of compile workers first spends seconds importing torch in each).
 ``"script"``
